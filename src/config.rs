@@ -1,0 +1,397 @@
+//! The one typed configuration: layered from the embedded default, a file, the environment and
+//! `PORT`, then validated once with errors that name the offending key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+use crate::sources::Family;
+
+/// The built-in default configuration, embedded at build time.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The ids of the six built-in sources in configuration order; this order decides which
+/// source's URLs a merged image shows. Sources added in configuration follow, by id.
+pub const SOURCE_ORDER: [&str; 6] = [
+    "safebooru",
+    "danbooru",
+    "gelbooru",
+    "yandere",
+    "konachan",
+    "tbib",
+];
+
+/// A configuration that could not be loaded or is invalid; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+/// The whole service configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub search: SearchConfig,
+    pub cache: CacheConfig,
+    pub upstream: UpstreamConfig,
+    /// Sources by id, in any order; [`Config::sources_in_order`] gives configuration order.
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+/// The listening socket and inbound limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// How long a graceful stop waits for requests in flight, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Limits of one search.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Seconds after which a search returns what it has; 0 turns the deadline off.
+    pub deadline_secs: u64,
+    /// Largest and default `max_pages` (upstream pages per source).
+    pub max_pages: u32,
+    /// Candidate tags considered per source during discovery.
+    pub tag_candidates: u32,
+}
+
+/// The result cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Lifetime of a complete result, in seconds.
+    pub ttl_secs: u64,
+    /// Lifetime of a partial result, in seconds.
+    pub partial_ttl_secs: u64,
+    /// Upper bound of the memory cached results take, in bytes.
+    pub max_bytes: u64,
+}
+
+/// Settings shared by every upstream request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub user_agent: String,
+    /// Largest upstream body read, in bytes.
+    pub max_body_bytes: usize,
+    /// Time allowed to open a connection, in seconds.
+    pub connect_timeout_secs: u64,
+}
+
+/// One configured source: an instance of an API family.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub family: Family,
+    /// Where the site's API lives; may carry a path prefix, which every request keeps.
+    #[serde(deserialize_with = "deserialize_url")]
+    pub base_url: Url,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Requests in flight at once (the semaphore's size).
+    pub concurrency: u32,
+    /// Requests started per second, at most (the limiter's rate).
+    pub rate_per_sec: f64,
+    /// Requests the limiter lets through back to back before spacing them.
+    #[serde(default = "one")]
+    pub burst: u32,
+    /// Posts asked for per page.
+    pub page_size: u32,
+    /// Overrides `upstream.user_agent` for this source.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// Danbooru account name.
+    #[serde(default)]
+    pub login: Option<Secret>,
+    /// Danbooru or Gelbooru API key.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// Gelbooru numeric user id.
+    #[serde(default)]
+    pub user_id: Option<Secret>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn deserialize_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Url, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let url =
+        Url::parse(&text).map_err(|err| serde::de::Error::custom(format!("{err}: {text:?}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(serde::de::Error::custom("must be an http or https URL"));
+    }
+    Ok(url)
+}
+
+/// A credential: readable by the code that sends it, never printed by `Debug` or logs.
+///
+/// It has no `Display` and no `Serialize`, so it cannot reach a log line or a response by
+/// accident; [`Secret::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The credential's text, for the request that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    /// Accepts a string or a number, since the environment layer reads `12345` as a number.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            String(String),
+            Unsigned(u64),
+            Signed(i64),
+        }
+        let text = match Text::deserialize(deserializer)? {
+            Text::String(text) => text,
+            Text::Unsigned(number) => number.to_string(),
+            Text::Signed(number) => number.to_string(),
+        };
+        Ok(Secret(text))
+    }
+}
+
+impl Config {
+    /// Loads the configuration: the embedded default, then `file` (if any), then the
+    /// process environment (`ANYA_<SECTION>__<KEY>`, then `PORT`), then validates it.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|err| {
+                ConfigError(format!(
+                    "cannot read configuration file {}: {err}",
+                    path.display()
+                ))
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        figment = figment.merge(Env::prefixed("ANYA_").split("__").ignore(&["config"]));
+        if let Ok(port) = std::env::var("PORT") {
+            figment = figment.merge(("server.port", port_value(&port)?));
+        }
+        Config::extract(&figment)
+    }
+
+    /// The embedded default with `overrides` (TOML text) on top, ignoring the environment:
+    /// for tests and tools that must not depend on the process's variables.
+    pub fn from_toml(overrides: &str) -> Result<Config, ConfigError> {
+        let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(overrides));
+        Config::extract(&figment)
+    }
+
+    fn extract(figment: &Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(describe_figment_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Enabled and disabled sources in configuration order (see [`SOURCE_ORDER`]).
+    pub fn sources_in_order(&self) -> Vec<(&str, &SourceConfig)> {
+        let mut sources: Vec<_> = self
+            .sources
+            .iter()
+            .map(|(id, s)| (id.as_str(), s))
+            .collect();
+        sources.sort_by_key(|(id, _)| (source_rank(id), id.to_string()));
+        sources
+    }
+
+    /// The search deadline, or `None` when it is turned off.
+    pub fn deadline(&self) -> Option<Duration> {
+        (self.search.deadline_secs > 0).then(|| Duration::from_secs(self.search.deadline_secs))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("search.max_pages", self.search.max_pages.into())?;
+        positive("search.tag_candidates", self.search.tag_candidates.into())?;
+        positive("cache.max_bytes", self.cache.max_bytes)?;
+        positive(
+            "upstream.max_body_bytes",
+            self.upstream.max_body_bytes as u64,
+        )?;
+        positive(
+            "server.body_limit_bytes",
+            self.server.body_limit_bytes as u64,
+        )?;
+        header_value("upstream.user_agent", &self.upstream.user_agent)?;
+        if self.sources.is_empty() {
+            return Err(ConfigError(
+                "sources: at least one source must be configured".into(),
+            ));
+        }
+        for (id, source) in &self.sources {
+            validate_source(id, source)?;
+        }
+        Ok(())
+    }
+}
+
+fn port_value(text: &str) -> Result<u16, ConfigError> {
+    text.trim().parse().map_err(|_| {
+        ConfigError(format!(
+            "PORT must be a port number from 0 to 65535, got {text:?}"
+        ))
+    })
+}
+
+fn source_rank(id: &str) -> usize {
+    SOURCE_ORDER
+        .iter()
+        .position(|known| *known == id)
+        .unwrap_or(SOURCE_ORDER.len())
+}
+
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".");
+            let origin = error
+                .metadata
+                .as_ref()
+                .map(|meta| format!(" (from {})", meta.name))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{origin}", error.kind)
+            } else {
+                format!("{key}: {}{origin}", error.kind)
+            }
+        })
+        .collect();
+    ConfigError(lines.join("; "))
+}
+
+fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError(format!("{key} must be greater than 0")));
+    }
+    Ok(())
+}
+
+fn header_value(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() || reqwest::header::HeaderValue::from_str(value).is_err() {
+        return Err(ConfigError(format!(
+            "{key} must be a non-empty printable header value"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_source(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("sources.{id}.{field}");
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(ConfigError(format!(
+            "sources.{id}: a source id may hold only lowercase letters, digits and '_'"
+        )));
+    }
+    positive(&key("concurrency"), source.concurrency.into())?;
+    positive(&key("burst"), source.burst.into())?;
+    if !(source.rate_per_sec.is_finite()
+        && source.rate_per_sec > 0.0
+        && source.rate_per_sec <= 1000.0)
+    {
+        return Err(ConfigError(format!(
+            "{} must be a number greater than 0 and at most 1000, got {}",
+            key("rate_per_sec"),
+            source.rate_per_sec
+        )));
+    }
+    let max_page_size = source.family.max_page_size();
+    if source.page_size == 0 || source.page_size > max_page_size {
+        return Err(ConfigError(format!(
+            "{} must be from 1 to {max_page_size} for the {} family, got {}",
+            key("page_size"),
+            source.family.as_str(),
+            source.page_size
+        )));
+    }
+    if let Some(agent) = &source.user_agent {
+        header_value(&key("user_agent"), agent)?;
+    }
+    validate_credentials(id, source)
+}
+
+fn validate_credentials(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
+    let (first, second) = match source.family {
+        Family::Danbooru => (("login", &source.login), ("api_key", &source.api_key)),
+        Family::Gelbooru => (("user_id", &source.user_id), ("api_key", &source.api_key)),
+        Family::GelbooruV02 | Family::Moebooru => {
+            for (name, value) in [
+                ("login", &source.login),
+                ("api_key", &source.api_key),
+                ("user_id", &source.user_id),
+            ] {
+                if value.is_some() {
+                    return Err(ConfigError(format!(
+                        "sources.{id}.{name}: the {} family takes no credentials",
+                        source.family.as_str()
+                    )));
+                }
+            }
+            return Ok(());
+        }
+    };
+    let stray = if source.family == Family::Danbooru {
+        ("user_id", &source.user_id)
+    } else {
+        ("login", &source.login)
+    };
+    if stray.1.is_some() {
+        return Err(ConfigError(format!(
+            "sources.{id}.{}: the {} family does not use it",
+            stray.0,
+            source.family.as_str()
+        )));
+    }
+    match (first.1, second.1) {
+        (Some(_), None) => Err(ConfigError(format!(
+            "sources.{id}.{} is set but sources.{id}.{} is not; give both or neither",
+            first.0, second.0
+        ))),
+        (None, Some(_)) => Err(ConfigError(format!(
+            "sources.{id}.{} is set but sources.{id}.{} is not; give both or neither",
+            second.0, first.0
+        ))),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,16 @@
+//! anya-image-api finds every image of a character on six image boards, merges them and
+//! removes duplicates by MD5.
+//!
+//! The modules follow the data flow of a search:
+//!
+//! - [`api`]: the axum router, request validation and the one mapping of errors to HTTP.
+//! - [`cache`]: the result cache (two-hour TTL) and single flight of identical searches.
+//! - [`search`]: one search: tag discovery, parallel paging per source, merge.
+//! - [`sources`]: the upstream driver (limits, permits, body caps) and one adapter per API
+//!   family.
+//! - [`config`]: the layered, validated configuration.
+//! - [`model`]: the vocabulary the layers share.
+
+pub mod config;
+pub mod model;
+pub mod sources;

@@ -1,0 +1,39 @@
+//! The moebooru family adapter (being written).
+
+use url::Url;
+
+use super::{Site, UpstreamError};
+use crate::model::{PostPage, TagCandidate};
+
+pub fn tags_url(site: &Site, _word: &str, _limit: u32) -> Url {
+    site.endpoint("tags.json")
+}
+
+pub fn parse_tags(_body: &[u8]) -> Result<Vec<TagCandidate>, UpstreamError> {
+    Err(UpstreamError::malformed(
+        "tag list",
+        "adapter not written yet",
+    ))
+}
+
+pub fn posts_url(site: &Site, _tag: &str, _page: u32, _limit: u32) -> Url {
+    site.endpoint("posts.json")
+}
+
+pub fn parse_posts(_site: &Site, _body: &[u8]) -> Result<PostPage, UpstreamError> {
+    Err(UpstreamError::malformed(
+        "post list",
+        "adapter not written yet",
+    ))
+}
+
+pub fn count_url(site: &Site, _tag: &str) -> Url {
+    site.endpoint("count")
+}
+
+pub fn error_for(status: u16, _body: &[u8]) -> UpstreamError {
+    UpstreamError::Rejected {
+        status,
+        reason: String::new(),
+    }
+}
