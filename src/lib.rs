@@ -11,6 +11,8 @@
 //! - [`config`]: the layered, validated configuration.
 //! - [`model`]: the vocabulary the layers share.
 
+pub mod app;
 pub mod config;
 pub mod model;
+pub mod search;
 pub mod sources;
