@@ -12,6 +12,7 @@
 //! - [`model`]: the vocabulary the layers share.
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod model;
 pub mod search;

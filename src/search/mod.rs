@@ -5,13 +5,28 @@
 //! searches share it), detached from the caller so that the result lands in the cache even
 //! if the client hangs up.
 
+pub mod discovery;
+mod fanout;
+pub mod merge;
+pub mod pages;
+mod result;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tracing::Instrument;
 
+use crate::cache::{Origin, ResultCache};
 use crate::config::Config;
 use crate::model::{Rating, SourceId, TagCandidate};
 use crate::sources::driver::Driver;
+
+pub use result::{SearchPage, SearchResult, TagsAnswer};
+
+use discovery::NameQuery;
+use fanout::{DiscoveryCache, Fanout};
 
 /// A validated, normalised search request.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,48 +101,74 @@ pub struct TagsReport {
 /// Failures of a search as a whole; a failing source is never one of them.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    /// The detached search task ended without a result (it panicked or was cancelled).
+    /// The detached search task ended without a result (it panicked).
     #[error("the search stopped unexpectedly")]
     Internal,
+}
+
+/// The cache key of a search: the normalised question, without paging or rating filter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SearchKey {
+    character: String,
+    series: String,
+    sources: Vec<SourceId>,
+    max_pages: u32,
+}
+
+impl SearchKey {
+    /// The key of `query`: case, surrounding and repeated white space, underscores versus
+    /// spaces, and the order or repetition of sources make no difference.
+    pub fn new(query: &SearchQuery) -> SearchKey {
+        let mut sources = query.sources.clone();
+        sources.sort();
+        sources.dedup();
+        SearchKey {
+            character: normalise(&query.character),
+            series: query.series.as_deref().map(normalise).unwrap_or_default(),
+            sources,
+            max_pages: query.max_pages,
+        }
+    }
+}
+
+/// Lowercase, underscores as spaces, white space collapsed and trimmed.
+pub fn normalise(text: &str) -> String {
+    let spaced = text.replace('_', " ").to_lowercase();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Runs searches and tag discoveries against the configured sources.
 #[derive(Debug)]
 pub struct SearchService {
     config: Arc<Config>,
-    driver: Arc<Driver>,
+    fanout: Fanout,
+    results: Arc<ResultCache<SearchKey, SearchResult>>,
 }
 
 impl SearchService {
-    /// A service over `driver`'s sources with `config`'s limits.
+    /// A service over `driver`'s sources with `config`'s limits and cache.
     pub fn new(config: Arc<Config>, driver: Arc<Driver>) -> SearchService {
-        SearchService { config, driver }
+        let ttl = Duration::from_secs(config.cache.ttl_secs);
+        let partial_ttl = Duration::from_secs(config.cache.partial_ttl_secs);
+        let results = Arc::new(ResultCache::new(config.cache.max_bytes, ttl, partial_ttl));
+        let discoveries: Arc<DiscoveryCache> = Arc::new(ResultCache::new(
+            config.cache.max_bytes / 8 + 1,
+            ttl,
+            partial_ttl,
+        ));
+        let fanout = Fanout::new(config.clone(), driver, discoveries);
+        SearchService {
+            config,
+            fanout,
+            results,
+        }
     }
-}
 
-/// The `/v1/search` answer: one page of the merged images and the per-source report.
-#[derive(Debug, Clone, Serialize)]
-pub struct SearchPage {
-    pub query: serde_json::Value,
-    pub images: Vec<Box<serde_json::value::RawValue>>,
-    pub total: u64,
-    pub page: u32,
-    pub per_page: u32,
-    pub max_pages: u64,
-    pub sources: std::collections::BTreeMap<SourceId, SourceReport>,
-    pub partial: bool,
-    pub cached: bool,
-    pub elapsed_ms: u64,
-}
+    /// The cache of complete search results, for metrics and tests.
+    pub fn results(&self) -> &ResultCache<SearchKey, SearchResult> {
+        &self.results
+    }
 
-/// The `/v1/tags` answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct TagsAnswer {
-    pub query: serde_json::Value,
-    pub sources: std::collections::BTreeMap<SourceId, TagsReport>,
-}
-
-impl SearchService {
     /// Ids of the enabled sources, in configuration order: the default of `sources`.
     pub fn enabled_sources(&self) -> Vec<SourceId> {
         self.config
@@ -138,18 +179,53 @@ impl SearchService {
             .collect()
     }
 
-    /// Answers a search, from the cache when possible.
+    /// Answers a search, from the cache when possible; identical concurrent searches share
+    /// one fan-out, which finishes and is cached even if every asker hangs up.
     pub async fn search(&self, query: SearchQuery) -> Result<SearchPage, SearchError> {
-        let _ = (&self.driver, query);
-        Err(SearchError::Internal)
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "search",
+            character = %query.character,
+            series = query.series.as_deref().unwrap_or(""),
+            cache = tracing::field::Empty,
+        );
+        let key = SearchKey::new(&query);
+        let run = self
+            .fanout
+            .clone()
+            .run(query.clone(), self.enabled_sources());
+        let (result, origin) = self
+            .results
+            .get_or_run(key, query.fresh, run.instrument(span.clone()))
+            .await
+            .ok_or(SearchError::Internal)?;
+        let cached = origin == Origin::Cached;
+        span.record("cache", if cached { "hit" } else { "miss" });
+        if cached {
+            span.in_scope(|| {
+                tracing::debug!(total = result.images.len(), "search answered from cache")
+            });
+        }
+        Ok(SearchPage::cut(result, &query, cached, started.elapsed()))
     }
 
-    /// Runs tag discovery alone on the asked sources.
+    /// Runs tag discovery alone on the asked sources; no post pages are fetched.
     pub async fn tags(&self, query: TagsQuery) -> TagsAnswer {
-        let _ = query;
+        let names = NameQuery::new(&query.character, query.series.as_deref());
+        let runs = query.sources.iter().map(|id| {
+            let fanout = self.fanout.clone();
+            let (id, names) = (id.clone(), names.clone());
+            async move { (id.clone(), fanout.tags_report(&id, &names).await) }
+        });
+        let sources: BTreeMap<SourceId, TagsReport> =
+            futures::future::join_all(runs).await.into_iter().collect();
         TagsAnswer {
-            query: serde_json::Value::Null,
-            sources: Default::default(),
+            query: serde_json::json!({
+                "character": query.character,
+                "series": query.series,
+                "sources": query.sources,
+            }),
+            sources,
         }
     }
 }

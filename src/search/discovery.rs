@@ -1,0 +1,393 @@
+//! Tag discovery: finding the tag a source uses for a character.
+//!
+//! Sites name one character differently (`anya_(spy_x_family)` on Danbooru, `anya_forger`
+//! on Yande.re), names collide across works, and cosplay or costume variants exist. For each
+//! source the service asks the site's tag API for tags containing the character's first and
+//! last name words (most used first), and on Danbooru for aliases of the full name, then
+//! keeps the one tag that is the character's own. See the README's "Tag discovery".
+//!
+//! The user's text is only ever used inside these look-ups, as a literal word with every
+//! wildcard removed; a post search uses only a tag the upstream itself returned.
+
+use std::cmp::Reverse;
+use std::collections::HashSet;
+
+use crate::model::{TagCandidate, TagCategory};
+use crate::sources::driver::{Driver, RequestKind};
+use crate::sources::{Site, UpstreamError};
+
+/// A character and series, split into the words discovery compares tags against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NameQuery {
+    /// The character's name words, lowercase, wildcards removed (`["anya", "forger"]`).
+    words: Vec<String>,
+    /// The series squeezed to lowercase letters and digits (`spyxfamily`), if given.
+    series_key: Option<String>,
+    /// The series as a tag would spell it (`spy_x_family`), if given.
+    series_tag: Option<String>,
+}
+
+/// What discovery found on one source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovery {
+    /// The tags to search, best first; empty when nothing fits.
+    pub chosen: Vec<TagCandidate>,
+    /// Every candidate seen, best fit first.
+    pub candidates: Vec<TagCandidate>,
+}
+
+/// How well a tag fits the character; higher is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fit {
+    /// Part of the name without any qualifier (`anya` for "Anya Forger").
+    Weak,
+    /// The name with a qualifier naming some work, when no series was given.
+    Qualified,
+    /// The full name, or part of it qualified by the series.
+    Strong,
+    /// The site's own alias of the full name points to it.
+    Alias,
+}
+
+impl NameQuery {
+    /// Splits `character` and `series` into comparable words.
+    pub fn new(character: &str, series: Option<&str>) -> NameQuery {
+        let words = tag_words(character);
+        let series_key = series.map(squeeze).filter(|key| !key.is_empty());
+        let series_tag = series
+            .map(|series| tag_words(series).join("_"))
+            .filter(|tag| !tag.is_empty());
+        NameQuery {
+            words,
+            series_key,
+            series_tag,
+        }
+    }
+
+    /// The literal words to look tags up by: the first and the last name word.
+    pub fn lookup_words(&self) -> Vec<&str> {
+        let mut words: Vec<&str> = Vec::new();
+        for word in [self.words.first(), self.words.last()]
+            .into_iter()
+            .flatten()
+        {
+            if !words.contains(&word.as_str()) {
+                words.push(word);
+            }
+        }
+        words
+    }
+
+    /// The full name as a tag (`anya_forger`), for alias look-ups.
+    pub fn full_tag(&self) -> Option<String> {
+        (self.words.len() > 1).then(|| self.words.join("_"))
+    }
+
+    /// Whether the name has any word left after removing wildcards and punctuation.
+    pub fn is_searchable(&self) -> bool {
+        !self.words.is_empty()
+    }
+}
+
+/// Lowercase words split on white space and underscores, with wildcard characters removed.
+fn tag_words(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == '_')
+        .map(|word| {
+            word.chars()
+                .filter(|c| !matches!(c, '*' | '%' | '?' | '\\') && !c.is_control())
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        })
+        .filter(|word| !word.is_empty())
+        .collect()
+}
+
+/// Lowercase letters and digits only, so `Spy x Family` and `spy_x_family` compare equal.
+fn squeeze(text: &str) -> String {
+    text.chars()
+        .map(|c| if c == '×' { 'x' } else { c })
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Splits `anya_(spy_x_family)` into `anya` and its qualifiers `["spy_x_family"]`; nested
+/// variants such as `asuna_(bunny)_(blue_archive)` give every qualifier.
+fn split_qualifiers(name: &str) -> (&str, Vec<&str>) {
+    let Some(open) = name.find("_(") else {
+        return (name, Vec::new());
+    };
+    let qualifiers = name[open..]
+        .split(['(', ')'])
+        .map(|part| part.trim_matches('_'))
+        .filter(|part| !part.is_empty())
+        .collect();
+    (&name[..open], qualifiers)
+}
+
+impl NameQuery {
+    fn fit(&self, tag: &TagCandidate, aliased: bool) -> Option<Fit> {
+        let name = tag.name.to_lowercase();
+        let (base, qualifiers) = split_qualifiers(&name);
+        if qualifiers.iter().any(|q| q.contains("cosplay")) {
+            return None;
+        }
+        if self.series_tag.as_deref() == Some(name.as_str()) {
+            return None;
+        }
+        if !matches!(
+            tag.category,
+            TagCategory::Character | TagCategory::General | TagCategory::Other
+        ) {
+            return None;
+        }
+        if aliased {
+            return Some(Fit::Alias);
+        }
+        if tag.post_count == 0 {
+            return None;
+        }
+        self.name_fit(base, &qualifiers)
+    }
+
+    fn name_fit(&self, base: &str, qualifiers: &[&str]) -> Option<Fit> {
+        let base_words: Vec<&str> = base.split('_').filter(|w| !w.is_empty()).collect();
+        if base_words.is_empty() || !base_words.iter().all(|w| self.words.iter().any(|n| n == w)) {
+            return None;
+        }
+        let full = base_words.len() == self.words.len()
+            && self.words.iter().all(|n| base_words.contains(&n.as_str()));
+        let (series, foreign): (Vec<&str>, Vec<&str>) =
+            qualifiers.iter().partition(|q| self.names_series(q));
+        match (full, series.is_empty(), foreign.len()) {
+            (_, _, n) if n > 0 && (self.series_key.is_some() || n > 1 || !series.is_empty()) => {
+                None
+            }
+            (_, _, 1) => Some(Fit::Qualified),
+            (true, _, _) => Some(Fit::Strong),
+            (false, false, _) => Some(Fit::Strong),
+            (false, true, _) => Some(Fit::Weak),
+        }
+    }
+
+    fn names_series(&self, qualifier: &str) -> bool {
+        let Some(series) = &self.series_key else {
+            return false;
+        };
+        let qualifier = squeeze(qualifier);
+        !qualifier.is_empty()
+            && (series.contains(&qualifier) || qualifier.contains(series.as_str()))
+    }
+}
+
+/// Ranks `candidates` for `query` and keeps the best fitting one as the chosen tag.
+///
+/// `aliases` are tags the site says the full name is an alias of. A weak fit (part of the
+/// name alone) is chosen only when it is a character tag and nothing better exists.
+pub fn choose(query: &NameQuery, candidates: Vec<TagCandidate>, aliases: &[String]) -> Discovery {
+    let mut scored: Vec<(Option<Fit>, TagCandidate)> = candidates
+        .into_iter()
+        .map(|tag| (query.fit(&tag, aliases.contains(&tag.name)), tag))
+        .collect();
+    scored.sort_by_key(|(fit, tag)| {
+        (
+            Reverse(*fit),
+            tag.category != TagCategory::Character,
+            Reverse(tag.post_count),
+            tag.name.clone(),
+        )
+    });
+    let chosen = scored
+        .first()
+        .filter(|(fit, tag)| match fit {
+            Some(Fit::Weak) => tag.category == TagCategory::Character,
+            Some(_) => true,
+            None => false,
+        })
+        .map(|(_, tag)| tag.clone())
+        .into_iter()
+        .collect();
+    Discovery {
+        chosen,
+        candidates: scored.into_iter().map(|(_, tag)| tag).collect(),
+    }
+}
+
+/// Looks up candidate tags for `query` on `site` and chooses the character's tag.
+///
+/// At most `limit` candidates are asked for per look-up word and kept in the answer.
+pub async fn discover(
+    driver: &Driver,
+    site: &Site,
+    query: &NameQuery,
+    limit: u32,
+) -> Result<Discovery, UpstreamError> {
+    let mut candidates: Vec<TagCandidate> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for word in query.lookup_words() {
+        let body = driver
+            .get(&site.id, site.tags_url(word, limit), RequestKind::Tags)
+            .await?;
+        for tag in site.parse_tags(&body)? {
+            if seen.insert(tag.name.clone()) {
+                candidates.push(tag);
+            }
+        }
+    }
+    let aliases = aliases(driver, site, query).await?;
+    for alias in &aliases {
+        if !seen.contains(alias) {
+            let body = driver
+                .get(&site.id, site.tags_url(alias, limit), RequestKind::Tags)
+                .await?;
+            let found = site
+                .parse_tags(&body)?
+                .into_iter()
+                .filter(|tag| &tag.name == alias);
+            candidates.extend(found);
+            seen.insert(alias.clone());
+        }
+    }
+    let mut discovery = choose(query, candidates, &aliases);
+    discovery.candidates.truncate(limit as usize);
+    Ok(discovery)
+}
+
+async fn aliases(
+    driver: &Driver,
+    site: &Site,
+    query: &NameQuery,
+) -> Result<Vec<String>, UpstreamError> {
+    let Some(full) = query.full_tag() else {
+        return Ok(Vec::new());
+    };
+    let Some(url) = site.aliases_url(&full) else {
+        return Ok(Vec::new());
+    };
+    let body = driver.get(&site.id, url, RequestKind::Aliases).await?;
+    site.parse_aliases(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(name: &str, post_count: u64, category: TagCategory) -> TagCandidate {
+        TagCandidate {
+            name: name.into(),
+            post_count,
+            category,
+        }
+    }
+
+    fn chosen(query: &NameQuery, candidates: Vec<TagCandidate>) -> Option<String> {
+        choose(query, candidates, &[])
+            .chosen
+            .first()
+            .map(|t| t.name.clone())
+    }
+
+    fn anya_candidates() -> Vec<TagCandidate> {
+        vec![
+            tag("anya_(other_work)", 9000, TagCategory::Character),
+            tag("anya_melfissa", 5000, TagCategory::Character),
+            tag("spy_x_family", 30000, TagCategory::Copyright),
+            tag("anya_(spy_x_family)_(cosplay)", 400, TagCategory::Character),
+            tag("anya_(spy_x_family)", 8000, TagCategory::Character),
+            tag("loid_forger", 3000, TagCategory::Character),
+            tag("anya_(spy_x_family)_(mascot)", 30, TagCategory::Character),
+        ]
+    }
+
+    #[test]
+    fn the_series_qualified_tag_wins_over_colliding_names_and_variants() {
+        let query = NameQuery::new("Anya Forger", Some("Spy x Family"));
+        assert_eq!(
+            chosen(&query, anya_candidates()).as_deref(),
+            Some("anya_(spy_x_family)")
+        );
+    }
+
+    #[test]
+    fn the_full_name_wins_where_the_site_uses_it() {
+        let query = NameQuery::new("anya  forger", Some("SPY×FAMILY"));
+        assert!(query.names_series("spy_x_family"));
+        let candidates = vec![
+            tag("anya_forger_(cosplay)", 20, TagCategory::Character),
+            tag("anya_forger", 300, TagCategory::Character),
+            tag("anya_(other_work)", 900, TagCategory::Character),
+        ];
+        assert_eq!(chosen(&query, candidates).as_deref(), Some("anya_forger"));
+    }
+
+    #[test]
+    fn name_order_does_not_matter() {
+        let query = NameQuery::new("Anya Forger", None);
+        let candidates = vec![tag("forger_anya", 12, TagCategory::Character)];
+        assert_eq!(chosen(&query, candidates).as_deref(), Some("forger_anya"));
+    }
+
+    #[test]
+    fn without_a_series_the_most_used_same_name_character_wins() {
+        let query = NameQuery::new("Anya", None);
+        assert_eq!(
+            chosen(&query, anya_candidates()).as_deref(),
+            Some("anya_(other_work)")
+        );
+    }
+
+    #[test]
+    fn an_alias_of_the_full_name_wins_even_with_other_words() {
+        let query = NameQuery::new("Yor Forger", Some("Spy x Family"));
+        let candidates = vec![
+            tag("yor_briar", 7000, TagCategory::Character),
+            tag("yorha_no._2_type_b", 90000, TagCategory::Character),
+        ];
+        let discovery = choose(&query, candidates, &["yor_briar".to_string()]);
+        assert_eq!(discovery.chosen[0].name, "yor_briar");
+    }
+
+    #[test]
+    fn a_character_that_exists_nowhere_chooses_nothing() {
+        let query = NameQuery::new("Nobody Atall", Some("Nothing"));
+        let candidates = vec![tag("nobody_(other)", 5, TagCategory::Character)];
+        assert_eq!(chosen(&query, candidates), None);
+    }
+
+    #[test]
+    fn a_lone_first_name_is_chosen_only_as_a_character_tag() {
+        let query = NameQuery::new("Rem Galleu", Some("Re:Zero"));
+        let general = vec![tag("rem", 50, TagCategory::General)];
+        let character = vec![tag("rem", 50, TagCategory::Character)];
+        assert_eq!(chosen(&query, general), None);
+        assert_eq!(chosen(&query, character).as_deref(), Some("rem"));
+    }
+
+    #[test]
+    fn empty_tags_are_never_chosen() {
+        let query = NameQuery::new("Anya Forger", None);
+        let candidates = vec![tag("anya_forger", 0, TagCategory::Character)];
+        assert_eq!(chosen(&query, candidates), None);
+    }
+
+    #[test]
+    fn user_text_loses_its_wildcards_and_keeps_its_words() {
+        let query = NameQuery::new("  Anya*&limit=1000 %_forger? ", Some("a#b?c=d"));
+        assert_eq!(query.lookup_words(), vec!["anya&limit=1000", "forger"]);
+        assert_eq!(query.full_tag().as_deref(), Some("anya&limit=1000_forger"));
+        assert!(!NameQuery::new("*%?", None).is_searchable());
+    }
+
+    #[test]
+    fn qualifiers_split_including_nested_variants() {
+        assert_eq!(
+            split_qualifiers("anya_(spy_x_family)"),
+            ("anya", vec!["spy_x_family"])
+        );
+        assert_eq!(
+            split_qualifiers("asuna_(bunny)_(blue_archive)"),
+            ("asuna", vec!["bunny", "blue_archive"])
+        );
+        assert_eq!(split_qualifiers("hatsune_miku"), ("hatsune_miku", vec![]));
+    }
+}

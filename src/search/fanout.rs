@@ -1,0 +1,339 @@
+//! The fan-out of one search: a task per source (discovery, then paging), a deadline over
+//! all of them, then the merge and the per-source report.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{Instrument, info, warn};
+
+use super::discovery::{self, Discovery, NameQuery};
+use super::merge::merge;
+use super::pages::{Progress, fetch_tag};
+use super::{SearchQuery, SearchResult, SourceReport, SourceStatus, TagsReport};
+use crate::cache::{Cacheable, ResultCache};
+use crate::config::Config;
+use crate::model::{Post, SourceId};
+use crate::sources::driver::Driver;
+use crate::sources::{Site, UpstreamError};
+
+/// Discoveries are cached per source and name, like search results.
+pub type DiscoveryCache = ResultCache<(SourceId, NameQuery), DiscoveryEntry>;
+
+/// A cached discovery; failures are kept only for the short, partial lifetime.
+#[derive(Debug)]
+pub struct DiscoveryEntry(Result<Discovery, UpstreamError>);
+
+impl Cacheable for DiscoveryEntry {
+    fn weight_bytes(&self) -> usize {
+        match &self.0 {
+            Ok(found) => {
+                found
+                    .candidates
+                    .iter()
+                    .map(|tag| tag.name.len() + 48)
+                    .sum::<usize>()
+                    + 64
+            }
+            Err(_) => 256,
+        }
+    }
+
+    fn is_partial(&self) -> bool {
+        self.0.is_err()
+    }
+}
+
+/// Everything a search's tasks share; cheap to clone into each task.
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    config: Arc<Config>,
+    driver: Arc<Driver>,
+    discoveries: Arc<DiscoveryCache>,
+}
+
+/// What one source task hands back.
+struct SourceOutcome {
+    report: SourceReport,
+    posts: Vec<Post>,
+}
+
+impl Fanout {
+    pub fn new(
+        config: Arc<Config>,
+        driver: Arc<Driver>,
+        discoveries: Arc<DiscoveryCache>,
+    ) -> Fanout {
+        Fanout {
+            config,
+            driver,
+            discoveries,
+        }
+    }
+
+    /// Runs `query` on every asked source at once and merges the result; `enabled` sources
+    /// that were not asked are reported `skipped`.
+    pub async fn run(self, query: SearchQuery, enabled: Vec<SourceId>) -> SearchResult {
+        let started = Instant::now();
+        let deadline = self
+            .config
+            .deadline()
+            .map(|limit| tokio::time::Instant::now() + limit);
+        let names = NameQuery::new(&query.character, query.series.as_deref());
+        let tasks: Vec<_> = query
+            .sources
+            .iter()
+            .map(|id| {
+                let source = self.clone().run_source(
+                    id.clone(),
+                    names.clone(),
+                    query.max_pages,
+                    deadline,
+                    query.fresh,
+                );
+                tokio::spawn(source.in_current_span())
+            })
+            .collect();
+        let mut posts = Vec::with_capacity(tasks.len());
+        let mut reports = BTreeMap::new();
+        for (id, task) in query.sources.iter().zip(tasks) {
+            let outcome = task.await.unwrap_or_else(|_| {
+                SourceOutcome::failed("the source's task stopped unexpectedly")
+            });
+            reports.insert(id.clone(), outcome.report);
+            posts.push(outcome.posts);
+        }
+        for id in enabled.into_iter().filter(|id| !query.sources.contains(id)) {
+            reports.insert(id, SourceReport::new(SourceStatus::Skipped));
+        }
+        let result = SearchResult::new(merge(posts), reports, started.elapsed());
+        log_outcome(&query, &result);
+        result
+    }
+
+    async fn run_source(
+        self,
+        id: SourceId,
+        names: NameQuery,
+        max_pages: u32,
+        deadline: Option<tokio::time::Instant>,
+        fresh: bool,
+    ) -> SourceOutcome {
+        let started = Instant::now();
+        let (Some(site), Some(config)) = (self.driver.site(&id), self.config.sources.get(&*id))
+        else {
+            return SourceOutcome::failed("the source is not configured");
+        };
+        let span = tracing::debug_span!("source", source = %id);
+        let mut progress = Progress::default();
+        let mut tags = Vec::new();
+        let work = async {
+            let discovery = self.discover(site, &names, fresh).await?;
+            tags = discovery
+                .chosen
+                .iter()
+                .map(|tag| tag.name.clone())
+                .collect();
+            for tag in &discovery.chosen {
+                fetch_tag(
+                    &self.driver,
+                    site,
+                    tag,
+                    config.page_size,
+                    max_pages,
+                    &mut progress,
+                )
+                .await;
+            }
+            Ok::<bool, UpstreamError>(!discovery.chosen.is_empty())
+        }
+        .instrument(span);
+        let finished = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+            None => Some(work.await),
+        };
+        let mut report = report_for(finished, &progress, self.config.search.deadline_secs);
+        report.tags = tags;
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        SourceOutcome {
+            report,
+            posts: progress.posts,
+        }
+    }
+
+    /// The discovery of `names` on `site`, from the cache when possible.
+    async fn discover(
+        &self,
+        site: &Site,
+        names: &NameQuery,
+        fresh: bool,
+    ) -> Result<Discovery, UpstreamError> {
+        if !names.is_searchable() {
+            return Ok(Discovery {
+                chosen: Vec::new(),
+                candidates: Vec::new(),
+            });
+        }
+        let key = (site.id.clone(), names.clone());
+        let (driver, site, names_owned) = (self.driver.clone(), site.clone(), names.clone());
+        let limit = self.config.search.tag_candidates;
+        let run = async move {
+            DiscoveryEntry(discovery::discover(&driver, &site, &names_owned, limit).await)
+        };
+        match self.discoveries.get_or_run(key, fresh, run).await {
+            Some((entry, _)) => entry.0.clone(),
+            None => Err(UpstreamError::Transport(
+                "tag discovery stopped unexpectedly".into(),
+            )),
+        }
+    }
+
+    /// Discovery alone, for `/v1/tags`, bounded by the search deadline.
+    pub async fn tags_report(&self, id: &SourceId, names: &NameQuery) -> TagsReport {
+        let Some(site) = self.driver.site(id) else {
+            return TagsReport::failed(SourceStatus::Error, "the source is not configured".into());
+        };
+        let work = self.discover(site, names, false);
+        let found = match self.config.deadline() {
+            Some(limit) => tokio::time::timeout(limit, work).await.ok(),
+            None => Some(work.await),
+        };
+        match found {
+            None => TagsReport::failed(
+                SourceStatus::Timeout,
+                "tag discovery did not finish within the search deadline".into(),
+            ),
+            Some(Err(error)) => TagsReport::failed(SourceStatus::Error, error.to_string()),
+            Some(Ok(found)) => TagsReport {
+                status: if found.chosen.is_empty() {
+                    SourceStatus::NoTags
+                } else {
+                    SourceStatus::Ok
+                },
+                chosen: found.chosen.into_iter().map(|tag| tag.name).collect(),
+                candidates: found.candidates,
+                error: None,
+            },
+        }
+    }
+}
+
+/// The report of a source from how its work ended: `None` when the deadline cut it short.
+fn report_for(
+    finished: Option<Result<bool, UpstreamError>>,
+    progress: &Progress,
+    deadline_secs: u64,
+) -> SourceReport {
+    let mut report = SourceReport::new(SourceStatus::Ok);
+    report.pages = progress.pages;
+    report.posts = progress.posts.len() as u64;
+    report.skipped_posts = progress.skipped;
+    let failed = progress.first_error.as_ref().map(|error| {
+        let requests = progress.failures;
+        format!(
+            "{error} ({requests} request{} failed)",
+            if requests == 1 { "" } else { "s" }
+        )
+    });
+    match finished {
+        None => {
+            report.status = SourceStatus::Timeout;
+            report.error = Some(format!(
+                "the source did not finish within the {deadline_secs} s search deadline; {} pages arrived in time",
+                progress.pages
+            ));
+        }
+        Some(Err(error)) => {
+            report.status = SourceStatus::Error;
+            report.error = Some(format!("tag discovery failed: {error}"));
+        }
+        Some(Ok(false)) => report.status = SourceStatus::NoTags,
+        Some(Ok(true)) if failed.is_none() => {}
+        Some(Ok(true)) => {
+            report.status = if progress.pages > 0 {
+                SourceStatus::Partial
+            } else {
+                SourceStatus::Error
+            };
+            report.error = failed;
+        }
+    }
+    report
+}
+
+fn log_outcome(query: &SearchQuery, result: &SearchResult) {
+    for (id, report) in &result.sources {
+        if matches!(
+            report.status,
+            SourceStatus::Error | SourceStatus::Timeout | SourceStatus::Partial
+        ) {
+            warn!(source = %id, status = ?report.status, error = report.error.as_deref().unwrap_or(""), "source degraded");
+        }
+    }
+    let statuses: Vec<String> = result
+        .sources
+        .iter()
+        .filter(|(_, report)| report.status != SourceStatus::Skipped)
+        .map(|(id, report)| format!("{id}={}", report.status.as_str()))
+        .collect();
+    info!(
+        character = %query.character,
+        series = query.series.as_deref().unwrap_or(""),
+        outcome = if result.partial { "partial" } else { "complete" },
+        total = result.images.len(),
+        sources = %statuses.join(" "),
+        elapsed_ms = result.elapsed_ms,
+        "search finished"
+    );
+}
+
+impl SourceOutcome {
+    fn failed(reason: &str) -> SourceOutcome {
+        let mut report = SourceReport::new(SourceStatus::Error);
+        report.error = Some(reason.to_string());
+        SourceOutcome {
+            report,
+            posts: Vec::new(),
+        }
+    }
+}
+
+impl SourceReport {
+    /// An empty report with `status`.
+    pub fn new(status: SourceStatus) -> SourceReport {
+        SourceReport {
+            status,
+            tags: Vec::new(),
+            pages: 0,
+            posts: 0,
+            skipped_posts: 0,
+            elapsed_ms: 0,
+            error: None,
+        }
+    }
+}
+
+impl TagsReport {
+    fn failed(status: SourceStatus, error: String) -> TagsReport {
+        TagsReport {
+            status,
+            chosen: Vec::new(),
+            candidates: Vec::new(),
+            error: Some(error),
+        }
+    }
+}
+
+impl SourceStatus {
+    /// The status's name in the HTTP contract.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceStatus::Ok => "ok",
+            SourceStatus::Partial => "partial",
+            SourceStatus::Error => "error",
+            SourceStatus::Timeout => "timeout",
+            SourceStatus::NoTags => "no_tags",
+            SourceStatus::Skipped => "skipped",
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Paging one source: learn the total, then ask for every other page at once.
+//!
+//! The first page (and, where the page does not carry the total, the count endpoint) is
+//! requested first; then every remaining page up to `max_pages` is requested together. The
+//! driver's limiter and semaphore set the pace, not batching. Results accumulate in a
+//! [`Progress`] owned by the caller, so what arrived before a deadline is kept.
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::model::{Post, PostPage, TagCandidate};
+use crate::sources::driver::{Driver, RequestKind};
+use crate::sources::{Site, UpstreamError};
+
+/// What one source has delivered so far.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub posts: Vec<Post>,
+    /// Pages fetched and parsed.
+    pub pages: u32,
+    /// Pages (or counts) that failed.
+    pub failures: u32,
+    /// Posts dropped for having neither MD5 nor file URL.
+    pub skipped: u64,
+    /// The first failure, for the report.
+    pub first_error: Option<UpstreamError>,
+}
+
+impl Progress {
+    fn add(&mut self, page: PostPage) {
+        self.pages += 1;
+        self.skipped += page.skipped as u64;
+        self.posts.extend(page.posts);
+    }
+
+    fn fail(&mut self, error: UpstreamError) {
+        self.failures += 1;
+        self.first_error.get_or_insert(error);
+    }
+}
+
+/// How many posts a source holds for a tag and how they are paged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Pages to request in all, page 1 included.
+    pub pages: u32,
+    /// Posts per page the server really hands out.
+    pub page_size: u32,
+}
+
+/// Works out the paging from the first page and the total.
+///
+/// Servers silently clamp `limit` to their own maximum; a first page that came back shorter
+/// than asked while more posts exist reveals the real page size, and later pages use it so
+/// that no posts fall between pages.
+pub fn plan(asked: u32, first_page_len: usize, total: u64, max_pages: u32) -> Plan {
+    let first = first_page_len as u64;
+    let page_size = if first < u64::from(asked) && total > first && first > 0 {
+        first as u32
+    } else {
+        asked
+    };
+    let pages = total
+        .div_ceil(u64::from(page_size))
+        .clamp(1, u64::from(max_pages));
+    Plan {
+        pages: pages as u32,
+        page_size,
+    }
+}
+
+/// Fetches every page of `tag` on `site`, up to `max_pages`, into `progress`.
+///
+/// `page_size` is the configured page size. When the total cannot be learned (a failed
+/// count), the tag's post count from discovery stands in for it.
+pub async fn fetch_tag(
+    driver: &Driver,
+    site: &Site,
+    tag: &TagCandidate,
+    page_size: u32,
+    max_pages: u32,
+    progress: &mut Progress,
+) {
+    let first_page = fetch_page(driver, site, &tag.name, 1, page_size);
+    let count = fetch_count(driver, site, &tag.name);
+    let (first_page, count) = futures::join!(first_page, count);
+    let first_page = match first_page {
+        Ok(page) => page,
+        Err(error) => return progress.fail(error),
+    };
+    let total = match (first_page.total, count) {
+        (Some(total), _) => total,
+        (None, Some(Ok(total))) => total,
+        (None, Some(Err(error))) => {
+            progress.fail(error);
+            tag.post_count
+        }
+        (None, None) => tag.post_count,
+    };
+    let plan = plan(
+        page_size,
+        first_page.posts.len() + first_page.skipped,
+        total,
+        max_pages,
+    );
+    progress.add(first_page);
+    let mut rest: FuturesUnordered<_> = (2..=plan.pages)
+        .map(|page| fetch_page(driver, site, &tag.name, page, plan.page_size))
+        .collect();
+    while let Some(result) = rest.next().await {
+        match result {
+            Ok(page) => progress.add(page),
+            Err(error) => progress.fail(error),
+        }
+    }
+}
+
+async fn fetch_page(
+    driver: &Driver,
+    site: &Site,
+    tag: &str,
+    page: u32,
+    page_size: u32,
+) -> Result<PostPage, UpstreamError> {
+    let url = site.posts_url(tag, page, page_size);
+    let body = driver.get(&site.id, url, RequestKind::Page(page)).await?;
+    let parsed = site.parse_posts(&body)?;
+    tracing::debug!(source = %site.id, page, posts = parsed.posts.len(), "page fetched");
+    Ok(parsed)
+}
+
+async fn fetch_count(
+    driver: &Driver,
+    site: &Site,
+    tag: &str,
+) -> Option<Result<u64, UpstreamError>> {
+    let url = site.count_url(tag)?;
+    let result = driver.get(&site.id, url, RequestKind::Count).await;
+    Some(result.and_then(|body| site.parse_count(&body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cover_the_total_up_to_the_cap() {
+        assert_eq!(
+            plan(200, 200, 1001, 100),
+            Plan {
+                pages: 6,
+                page_size: 200
+            }
+        );
+        assert_eq!(
+            plan(200, 200, 1000, 100),
+            Plan {
+                pages: 5,
+                page_size: 200
+            }
+        );
+        assert_eq!(
+            plan(100, 100, 50_000, 100),
+            Plan {
+                pages: 100,
+                page_size: 100
+            }
+        );
+        assert_eq!(
+            plan(100, 100, 50_000, 3),
+            Plan {
+                pages: 3,
+                page_size: 100
+            }
+        );
+    }
+
+    #[test]
+    fn a_short_first_page_with_more_to_come_reveals_the_server_clamp() {
+        assert_eq!(
+            plan(1000, 100, 450, 100),
+            Plan {
+                pages: 5,
+                page_size: 100
+            }
+        );
+    }
+
+    #[test]
+    fn a_short_last_and_only_page_is_one_page() {
+        assert_eq!(
+            plan(1000, 7, 7, 100),
+            Plan {
+                pages: 1,
+                page_size: 1000
+            }
+        );
+        assert_eq!(
+            plan(1000, 0, 0, 100),
+            Plan {
+                pages: 1,
+                page_size: 1000
+            }
+        );
+    }
+}
