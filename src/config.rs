@@ -114,6 +114,24 @@ pub struct SourceConfig {
     /// Overrides `upstream.user_agent` for this source.
     #[serde(default)]
     pub user_agent: Option<String>,
+    /// Retries of a request that failed in a way that may pass (429, 5xx, reset).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// First back-off wait, in seconds; doubled per retry, with jitter.
+    #[serde(default = "default_backoff_base_secs")]
+    pub backoff_base_secs: f64,
+    /// Longest back-off wait, in seconds.
+    #[serde(default = "default_backoff_max_secs")]
+    pub backoff_max_secs: f64,
+    /// Longest `Retry-After` honoured, in seconds; a longer one fails the request.
+    #[serde(default = "default_retry_after_max_secs")]
+    pub retry_after_max_secs: u64,
+    /// Upstream failures in a row that pause the source.
+    #[serde(default = "default_circuit_failures")]
+    pub circuit_failures: u32,
+    /// How long a paused source stays paused before one probe, in seconds.
+    #[serde(default = "default_circuit_cooldown_secs")]
+    pub circuit_cooldown_secs: u64,
     /// Danbooru account name.
     #[serde(default)]
     pub login: Option<Secret>,
@@ -131,6 +149,30 @@ fn enabled_by_default() -> bool {
 
 fn one() -> u32 {
     1
+}
+
+fn default_max_retries() -> u32 {
+    2
+}
+
+fn default_backoff_base_secs() -> f64 {
+    0.5
+}
+
+fn default_backoff_max_secs() -> f64 {
+    8.0
+}
+
+fn default_retry_after_max_secs() -> u64 {
+    30
+}
+
+fn default_circuit_failures() -> u32 {
+    5
+}
+
+fn default_circuit_cooldown_secs() -> u64 {
+    30
 }
 
 fn deserialize_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Url, D::Error> {
@@ -335,6 +377,12 @@ fn validate_source(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
             key("rate_per_sec"),
             source.rate_per_sec
         )));
+    }
+    positive(&key("circuit_failures"), source.circuit_failures.into())?;
+    for (name, value) in [("backoff_base_secs", source.backoff_base_secs), ("backoff_max_secs", source.backoff_max_secs)] {
+        if !(value.is_finite() && (0.0..=3600.0).contains(&value)) {
+            return Err(ConfigError(format!("{} must be from 0 to 3600 seconds, got {value}", key(name))));
+        }
     }
     let max_page_size = source.family.max_page_size();
     if source.page_size == 0 || source.page_size > max_page_size {

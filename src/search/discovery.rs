@@ -13,8 +13,8 @@ use std::cmp::Reverse;
 use std::collections::HashSet;
 
 use crate::model::{TagCandidate, TagCategory};
-use crate::sources::driver::{Driver, RequestKind};
-use crate::sources::{Site, UpstreamError};
+use crate::sources::driver::{RequestKind, Upstream};
+use crate::sources::UpstreamError;
 
 /// A character and series, split into the words discovery compares tags against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -217,29 +217,25 @@ pub fn choose(query: &NameQuery, candidates: Vec<TagCandidate>, aliases: &[Strin
 ///
 /// At most `limit` candidates are asked for per look-up word and kept in the answer.
 pub async fn discover(
-    driver: &Driver,
-    site: &Site,
+    upstream: Upstream<'_>,
     query: &NameQuery,
     limit: u32,
 ) -> Result<Discovery, UpstreamError> {
+    let site = upstream.site;
     let mut candidates: Vec<TagCandidate> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     for word in query.lookup_words() {
-        let body = driver
-            .get(&site.id, site.tags_url(word, limit), RequestKind::Tags)
-            .await?;
+        let body = upstream.get(site.tags_url(word, limit), RequestKind::Tags).await?;
         for tag in site.parse_tags(&body)? {
             if seen.insert(tag.name.clone()) {
                 candidates.push(tag);
             }
         }
     }
-    let aliases = aliases(driver, site, query).await?;
+    let aliases = aliases(upstream, query).await?;
     for alias in &aliases {
         if !seen.contains(alias) {
-            let body = driver
-                .get(&site.id, site.tags_url(alias, limit), RequestKind::Tags)
-                .await?;
+            let body = upstream.get(site.tags_url(alias, limit), RequestKind::Tags).await?;
             let found = site
                 .parse_tags(&body)?
                 .into_iter()
@@ -253,19 +249,15 @@ pub async fn discover(
     Ok(discovery)
 }
 
-async fn aliases(
-    driver: &Driver,
-    site: &Site,
-    query: &NameQuery,
-) -> Result<Vec<String>, UpstreamError> {
+async fn aliases(upstream: Upstream<'_>, query: &NameQuery) -> Result<Vec<String>, UpstreamError> {
     let Some(full) = query.full_tag() else {
         return Ok(Vec::new());
     };
-    let Some(url) = site.aliases_url(&full) else {
+    let Some(url) = upstream.site.aliases_url(&full) else {
         return Ok(Vec::new());
     };
-    let body = driver.get(&site.id, url, RequestKind::Aliases).await?;
-    site.parse_aliases(&body)
+    let body = upstream.get(url, RequestKind::Aliases).await?;
+    upstream.site.parse_aliases(&body)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::{SearchQuery, SearchResult, SourceReport, SourceStatus, TagsReport};
 use crate::cache::{Cacheable, ResultCache};
 use crate::config::Config;
 use crate::model::{Post, SourceId};
-use crate::sources::driver::Driver;
+use crate::sources::driver::{Driver, Upstream};
 use crate::sources::{Site, UpstreamError};
 
 /// Discoveries are cached per source and name, like search results.
@@ -127,8 +127,9 @@ impl Fanout {
         let span = tracing::debug_span!("source", source = %id);
         let mut progress = Progress::default();
         let mut tags = Vec::new();
+        let upstream = Upstream { driver: &self.driver, site, deadline };
         let work = async {
-            let discovery = self.discover(site, &names, fresh).await?;
+            let discovery = self.discover(site, &names, fresh, deadline).await?;
             tags = discovery
                 .chosen
                 .iter()
@@ -136,8 +137,7 @@ impl Fanout {
                 .collect();
             for tag in &discovery.chosen {
                 fetch_tag(
-                    &self.driver,
-                    site,
+                    upstream,
                     tag,
                     config.page_size,
                     max_pages,
@@ -167,6 +167,7 @@ impl Fanout {
         site: &Site,
         names: &NameQuery,
         fresh: bool,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Discovery, UpstreamError> {
         if !names.is_searchable() {
             return Ok(Discovery {
@@ -178,7 +179,8 @@ impl Fanout {
         let (driver, site, names_owned) = (self.driver.clone(), site.clone(), names.clone());
         let limit = self.config.search.tag_candidates;
         let run = async move {
-            DiscoveryEntry(discovery::discover(&driver, &site, &names_owned, limit).await)
+            let upstream = Upstream { driver: &driver, site: &site, deadline };
+            DiscoveryEntry(discovery::discover(upstream, &names_owned, limit).await)
         };
         match self.discoveries.get_or_run(key, fresh, run).await {
             Some((entry, _)) => entry.0.clone(),
@@ -193,9 +195,10 @@ impl Fanout {
         let Some(site) = self.driver.site(id) else {
             return TagsReport::failed(SourceStatus::Error, "the source is not configured".into());
         };
-        let work = self.discover(site, names, false);
-        let found = match self.config.deadline() {
-            Some(limit) => tokio::time::timeout(limit, work).await.ok(),
+        let deadline = self.config.deadline().map(|limit| tokio::time::Instant::now() + limit);
+        let work = self.discover(site, names, false, deadline);
+        let found = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
             None => Some(work.await),
         };
         match found {

@@ -8,8 +8,8 @@
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::model::{Post, PostPage, TagCandidate};
-use crate::sources::driver::{Driver, RequestKind};
-use crate::sources::{Site, UpstreamError};
+use crate::sources::driver::{RequestKind, Upstream};
+use crate::sources::UpstreamError;
 
 /// What one source has delivered so far.
 #[derive(Debug, Default)]
@@ -73,15 +73,14 @@ pub fn plan(asked: u32, first_page_len: usize, total: u64, max_pages: u32) -> Pl
 /// `page_size` is the configured page size. When the total cannot be learned (a failed
 /// count), the tag's post count from discovery stands in for it.
 pub async fn fetch_tag(
-    driver: &Driver,
-    site: &Site,
+    upstream: Upstream<'_>,
     tag: &TagCandidate,
     page_size: u32,
     max_pages: u32,
     progress: &mut Progress,
 ) {
-    let first_page = fetch_page(driver, site, &tag.name, 1, page_size);
-    let count = fetch_count(driver, site, &tag.name);
+    let first_page = fetch_page(upstream, &tag.name, 1, page_size);
+    let count = fetch_count(upstream, &tag.name);
     let (first_page, count) = futures::join!(first_page, count);
     let first_page = match first_page {
         Ok(page) => page,
@@ -104,7 +103,7 @@ pub async fn fetch_tag(
     );
     progress.add(first_page);
     let mut rest: FuturesUnordered<_> = (2..=plan.pages)
-        .map(|page| fetch_page(driver, site, &tag.name, page, plan.page_size))
+        .map(|page| fetch_page(upstream, &tag.name, page, plan.page_size))
         .collect();
     while let Some(result) = rest.next().await {
         match result {
@@ -115,27 +114,22 @@ pub async fn fetch_tag(
 }
 
 async fn fetch_page(
-    driver: &Driver,
-    site: &Site,
+    upstream: Upstream<'_>,
     tag: &str,
     page: u32,
     page_size: u32,
 ) -> Result<PostPage, UpstreamError> {
-    let url = site.posts_url(tag, page, page_size);
-    let body = driver.get(&site.id, url, RequestKind::Page(page)).await?;
-    let parsed = site.parse_posts(&body)?;
-    tracing::debug!(source = %site.id, page, posts = parsed.posts.len(), "page fetched");
+    let url = upstream.site.posts_url(tag, page, page_size);
+    let body = upstream.get(url, RequestKind::Page(page)).await?;
+    let parsed = upstream.site.parse_posts(&body)?;
+    tracing::debug!(source = %upstream.site.id, page, posts = parsed.posts.len(), "page fetched");
     Ok(parsed)
 }
 
-async fn fetch_count(
-    driver: &Driver,
-    site: &Site,
-    tag: &str,
-) -> Option<Result<u64, UpstreamError>> {
-    let url = site.count_url(tag)?;
-    let result = driver.get(&site.id, url, RequestKind::Count).await;
-    Some(result.and_then(|body| site.parse_count(&body)))
+async fn fetch_count(upstream: Upstream<'_>, tag: &str) -> Option<Result<u64, UpstreamError>> {
+    let url = upstream.site.count_url(tag)?;
+    let result = upstream.get(url, RequestKind::Count).await;
+    Some(result.and_then(|body| upstream.site.parse_count(&body)))
 }
 
 #[cfg(test)]

@@ -4,6 +4,11 @@
 //! governor limiter (requests started per second). A request first takes a permit, then
 //! waits for the limiter, then goes out; nothing reaches an upstream any other way. The body
 //! is read up to `upstream.max_body_bytes`, and every failure becomes an [`UpstreamError`].
+//!
+//! Failures that may pass (429, 5xx, a broken connection) are retried after the upstream's
+//! `Retry-After` or a jittered exponential back-off; each retry takes a permit and waits for
+//! the limiter like any request, and none is attempted past the search's deadline. A circuit
+//! breaker per source pauses a source that keeps failing.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -15,9 +20,11 @@ use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, RETRY_AFTER, USER_AGENT};
 use tokio::sync::Semaphore;
+use tokio::time::Instant as Deadline;
 use tracing::{Instrument, debug, debug_span};
 use url::Url;
 
+use super::circuit::{Circuit, CircuitState};
 use super::{Site, UpstreamError};
 use crate::config::{Config, SourceConfig};
 
@@ -53,6 +60,8 @@ struct Gate {
     semaphore: Semaphore,
     concurrency: u32,
     limiter: DefaultDirectRateLimiter,
+    circuit: Circuit,
+    retry: RetryPolicy,
     requests: AtomicU64,
     errors: AtomicU64,
 }
@@ -68,6 +77,29 @@ pub struct GateStats {
     pub requests: u64,
     /// Requests that failed since start.
     pub errors: u64,
+    pub circuit: CircuitState,
+}
+
+/// When and how often a failed request is tried again.
+#[derive(Debug, Clone, Copy)]
+struct RetryPolicy {
+    max_retries: u32,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    retry_after_max: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (0-based): the upstream's `Retry-After` when it
+    /// gave one, else full-jitter exponential back-off. `None` when the upstream asks for a
+    /// longer wait than we honour.
+    fn wait(&self, retry: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if let Some(asked) = retry_after {
+            return (asked <= self.retry_after_max).then_some(asked);
+        }
+        let ceiling = self.backoff_base.saturating_mul(1 << retry.min(16)).min(self.backoff_max);
+        Some(ceiling.mul_f64(fastrand::f64()))
+    }
 }
 
 /// Sends requests to upstreams under each source's limits.
@@ -117,9 +149,16 @@ impl Driver {
 
     /// Sends a GET to `url` on behalf of source `id` and returns the body of a 2xx answer.
     ///
-    /// Waits for a permit of the source's semaphore, then for its limiter, and only then
-    /// sends. Non-2xx answers become the error the family's error body means.
-    pub async fn get(&self, id: &str, url: Url, kind: RequestKind) -> Result<Bytes, UpstreamError> {
+    /// Each attempt waits for a permit of the source's semaphore, then for its limiter, then
+    /// for the circuit breaker's leave, and only then sends. Non-2xx answers become the error
+    /// the family's error body means. Retries stop before `deadline`.
+    pub async fn get(
+        &self,
+        id: &str,
+        url: Url,
+        kind: RequestKind,
+        deadline: Option<Deadline>,
+    ) -> Result<Bytes, UpstreamError> {
         let gate = self
             .gates
             .get(id)
@@ -134,28 +173,56 @@ impl Driver {
             request = kind.name(),
             page,
             status = tracing::field::Empty,
-            elapsed_ms = tracing::field::Empty
+            elapsed_ms = tracing::field::Empty,
+            retries = tracing::field::Empty,
         );
-        async move {
-            let _permit = gate
-                .semaphore
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
-            gate.limiter.until_ready().await;
-            gate.requests.fetch_add(1, Ordering::Relaxed);
-            let started = Instant::now();
-            let result = self.send(gate, url).await;
-            let span = tracing::Span::current();
-            span.record("elapsed_ms", started.elapsed().as_millis() as u64);
-            if let Err(error) = &result {
-                gate.errors.fetch_add(1, Ordering::Relaxed);
-                debug!(error = %error, "upstream request failed");
+        self.get_with_retries(gate, url, deadline).instrument(span).await
+    }
+
+    async fn get_with_retries(
+        &self,
+        gate: &Gate,
+        url: Url,
+        deadline: Option<Deadline>,
+    ) -> Result<Bytes, UpstreamError> {
+        let mut retry = 0;
+        loop {
+            let error = match self.attempt(gate, url.clone()).await {
+                Ok(body) => return Ok(body),
+                Err(error) => error,
+            };
+            tracing::Span::current().record("retries", retry);
+            let wait = match error.is_retryable() && retry < gate.retry.max_retries {
+                true => gate.retry.wait(retry, error.retry_after()),
+                false => None,
+            };
+            let Some(wait) = wait else {
+                return Err(error);
+            };
+            if deadline.is_some_and(|deadline| Deadline::now() + wait >= deadline) {
+                return Err(error);
             }
-            result
+            debug!(error = %error, wait_ms = wait.as_millis() as u64, "retrying upstream request");
+            tokio::time::sleep(wait).await;
+            retry += 1;
         }
-        .instrument(span)
-        .await
+    }
+
+    /// One attempt: permit, limiter, circuit, send.
+    async fn attempt(&self, gate: &Gate, url: Url) -> Result<Bytes, UpstreamError> {
+        let _permit = gate.semaphore.acquire().await.expect("the semaphore is never closed");
+        gate.limiter.until_ready().await;
+        let admission = gate.circuit.admit()?;
+        gate.requests.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = self.send(gate, url).await;
+        tracing::Span::current().record("elapsed_ms", started.elapsed().as_millis() as u64);
+        gate.circuit.record(admission, result.as_ref().err());
+        if let Err(error) = &result {
+            gate.errors.fetch_add(1, Ordering::Relaxed);
+            debug!(error = %error, "upstream request failed");
+        }
+        result
     }
 
     async fn send(&self, gate: &Gate, url: Url) -> Result<Bytes, UpstreamError> {
@@ -220,6 +287,16 @@ impl Gate {
             semaphore: Semaphore::new(source.concurrency as usize),
             concurrency: source.concurrency,
             limiter: RateLimiter::direct(quota),
+            circuit: Circuit::new(
+                source.circuit_failures,
+                Duration::from_secs(source.circuit_cooldown_secs),
+            ),
+            retry: RetryPolicy {
+                max_retries: source.max_retries,
+                backoff_base: Duration::from_secs_f64(source.backoff_base_secs),
+                backoff_max: Duration::from_secs_f64(source.backoff_max_secs),
+                retry_after_max: Duration::from_secs(source.retry_after_max_secs),
+            },
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
         }
@@ -232,6 +309,7 @@ impl Gate {
             permits_free,
             requests: self.requests.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            circuit: self.circuit.state(),
         }
     }
 }
@@ -271,4 +349,20 @@ fn describe(error: reqwest::Error) -> String {
         cause = err.source();
     }
     super::error::truncate(&text, 200)
+}
+
+/// One source as a search sees it: the driver, the site's adapter, and the search's deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Upstream<'a> {
+    pub driver: &'a Driver,
+    pub site: &'a Site,
+    /// No retry starts that could not finish before this instant.
+    pub deadline: Option<Deadline>,
+}
+
+impl Upstream<'_> {
+    /// Sends a GET to `url` through the driver on this source's behalf.
+    pub async fn get(&self, url: Url, kind: RequestKind) -> Result<Bytes, UpstreamError> {
+        self.driver.get(&self.site.id, url, kind, self.deadline).await
+    }
 }

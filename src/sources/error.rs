@@ -36,6 +36,11 @@ pub enum UpstreamError {
         expected: &'static str,
         detail: String,
     },
+    /// The source failed repeatedly and is paused; no request was sent.
+    #[error(
+        "the source is paused after {failures} failures in a row; it will be tried again in {retry_in_secs} s"
+    )]
+    CircuitOpen { failures: u32, retry_in_secs: u64 },
     /// The body was larger than `upstream.max_body_bytes`.
     #[error("the site sent more than {limit_bytes} bytes")]
     TooLarge { limit_bytes: usize },
@@ -48,11 +53,14 @@ impl UpstreamError {
             UpstreamError::Connect(_)
             | UpstreamError::Transport(_)
             | UpstreamError::RateLimited { .. }
-            | UpstreamError::Unavailable { .. }
-            | UpstreamError::Challenge { .. } => true,
+            | UpstreamError::Unavailable { .. } => true,
             // An overloaded Gelbooru-family server answers 200 with a broken body.
             UpstreamError::Malformed { .. } => true,
-            UpstreamError::Auth(_)
+            // A challenge page means the site is blocking us: asking again at once makes it
+            // worse, so the circuit breaker backs off instead.
+            UpstreamError::Challenge { .. }
+            | UpstreamError::CircuitOpen { .. }
+            | UpstreamError::Auth(_)
             | UpstreamError::Rejected { .. }
             | UpstreamError::TooLarge { .. } => false,
         }
@@ -67,6 +75,12 @@ impl UpstreamError {
         }
     }
 
+    /// Whether the failure says something about the upstream's health (and so counts
+    /// toward pausing the source), rather than about the request.
+    pub fn is_upstream_failure(&self) -> bool {
+        self.is_retryable() || matches!(self, UpstreamError::Challenge { .. } | UpstreamError::TooLarge { .. })
+    }
+
     /// A short stable name for the kind of failure, for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -79,6 +93,7 @@ impl UpstreamError {
             UpstreamError::Rejected { .. } => "rejected",
             UpstreamError::Malformed { .. } => "malformed",
             UpstreamError::TooLarge { .. } => "too_large",
+            UpstreamError::CircuitOpen { .. } => "circuit_open",
         }
     }
 
