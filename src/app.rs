@@ -1,8 +1,10 @@
-//! The application state shared by every request: configuration, driver, search service.
+//! The application state shared by every request: configuration, driver, search service,
+//! metrics.
 
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::search::SearchService;
 use crate::sources::driver::Driver;
 
@@ -12,18 +14,38 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub driver: Arc<Driver>,
     pub search: Arc<SearchService>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// Builds the driver and the search service from a validated configuration.
     pub fn new(config: Config) -> Result<AppState, reqwest::Error> {
         let config = Arc::new(config);
-        let driver = Arc::new(Driver::new(&config)?);
-        let search = Arc::new(SearchService::new(config.clone(), driver.clone()));
+        let metrics = Arc::new(Metrics::new());
+        let driver = Arc::new(Driver::new(&config, metrics.clone())?);
+        let search = Arc::new(SearchService::new(
+            config.clone(),
+            driver.clone(),
+            metrics.clone(),
+        ));
         Ok(AppState {
             config,
             driver,
             search,
+            metrics,
         })
+    }
+
+    /// The metrics in the Prometheus text format, with the gauges that mirror live state
+    /// (cache size, circuit states) brought up to date first.
+    pub fn render_metrics(&self) -> String {
+        self.driver.export_circuit_states();
+        let results = self.search.results();
+        results.run_pending_tasks();
+        self.metrics.cache_entries.set(results.entry_count() as i64);
+        self.metrics
+            .cache_weighted_bytes
+            .set(results.weighted_size_bytes() as i64);
+        self.metrics.render()
     }
 }

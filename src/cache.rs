@@ -88,7 +88,23 @@ where
     /// A cache holding at most `max_bytes` of values; complete values live `ttl`, partial
     /// ones `partial_ttl`.
     pub fn new(max_bytes: u64, ttl: Duration, partial_ttl: Duration) -> ResultCache<K, V> {
+        ResultCache::with_eviction_hook(max_bytes, ttl, partial_ttl, || {})
+    }
+
+    /// Like [`ResultCache::new`], calling `on_evict` whenever a value is evicted to stay
+    /// under `max_bytes` (not when it expires or is replaced).
+    pub fn with_eviction_hook(
+        max_bytes: u64,
+        ttl: Duration,
+        partial_ttl: Duration,
+        on_evict: impl Fn() + Send + Sync + 'static,
+    ) -> ResultCache<K, V> {
         let entries = moka::sync::Cache::builder()
+            .eviction_listener(move |_key, _value, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    on_evict();
+                }
+            })
             .max_capacity(max_bytes)
             .weigher(|_key, value: &Arc<V>| u32::try_from(value.weight_bytes()).unwrap_or(u32::MAX))
             .expire_after(Lifetimes {
@@ -122,19 +138,20 @@ where
         self.entries.run_pending_tasks();
     }
 
-    /// The stored value for `key`, or the result of `run`, computed once however many
-    /// callers ask at the same time.
+    /// The stored value for `key`, or the result of the future `run` makes, computed once
+    /// however many callers ask at the same time.
     ///
-    /// `run` is spawned as its own task and stores its result itself, so it completes even
-    /// if every caller goes away. With `fresh`, the stored value is ignored and replaced.
+    /// `run` is called only on a miss. Its future is spawned as its own task and stores its
+    /// result itself, so it completes even if every caller goes away. With `fresh`, the stored value is ignored and replaced.
     /// Returns `None` only if the task died without a result (a panic).
-    pub async fn get_or_run<F>(
+    pub async fn get_or_run<R, F>(
         self: &Arc<Self>,
         key: K,
         fresh: bool,
-        run: F,
+        run: R,
     ) -> Option<(Arc<V>, Origin)>
     where
+        R: FnOnce() -> F,
         F: Future<Output = V> + Send + 'static,
     {
         if !fresh && let Some(value) = self.entries.get(&key) {
@@ -152,7 +169,7 @@ where
             match in_flight.get(&key) {
                 Some(flight) => flight.clone(),
                 None => {
-                    let flight = self.start(key.clone(), run);
+                    let flight = self.start(key.clone(), run());
                     in_flight.insert(key, flight.clone());
                     flight
                 }
@@ -247,7 +264,7 @@ mod tests {
                         }
                     };
                     cache
-                        .get_or_run("k".to_string(), false, run)
+                        .get_or_run("k".to_string(), false, || run)
                         .await
                         .unwrap()
                         .1
@@ -261,7 +278,7 @@ mod tests {
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         let again = cache
-            .get_or_run("k".into(), false, async { unreachable!() })
+            .get_or_run("k".into(), false, || async { unreachable!() })
             .await;
         assert_eq!(again.unwrap().1, Origin::Cached);
     }
@@ -281,7 +298,7 @@ mod tests {
         };
         let ask = tokio::spawn({
             let cache = cache.clone();
-            async move { cache.get_or_run("k".to_string(), false, run).await }
+            async move { cache.get_or_run("k".to_string(), false, || run).await }
         });
         tokio::task::yield_now().await;
         ask.abort();
@@ -299,14 +316,14 @@ mod tests {
     #[tokio::test]
     async fn fresh_replaces_the_stored_value() {
         let cache = cache();
-        let first = cache.get_or_run("k".into(), false, async {
+        let first = cache.get_or_run("k".into(), false, || async {
             Value {
                 partial: false,
                 bytes: 1,
             }
         });
         first.await.unwrap();
-        let second = cache.get_or_run("k".into(), true, async {
+        let second = cache.get_or_run("k".into(), true, || async {
             Value {
                 partial: false,
                 bytes: 2,
@@ -321,10 +338,10 @@ mod tests {
     async fn a_panicking_run_answers_none_and_frees_the_key() {
         let cache = cache();
         let failed = cache
-            .get_or_run("k".into(), false, async { panic!("boom") })
+            .get_or_run("k".into(), false, || async { panic!("boom") })
             .await;
         assert!(failed.is_none());
-        let retried = cache.get_or_run("k".into(), false, async {
+        let retried = cache.get_or_run("k".into(), false, || async {
             Value {
                 partial: true,
                 bytes: 1,

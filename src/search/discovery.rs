@@ -13,8 +13,8 @@ use std::cmp::Reverse;
 use std::collections::HashSet;
 
 use crate::model::{TagCandidate, TagCategory};
-use crate::sources::driver::{RequestKind, Upstream};
 use crate::sources::UpstreamError;
+use crate::sources::driver::{RequestKind, Upstream};
 
 /// A character and series, split into the words discovery compares tags against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -225,7 +225,9 @@ pub async fn discover(
     let mut candidates: Vec<TagCandidate> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     for word in query.lookup_words() {
-        let body = upstream.get(site.tags_url(word, limit), RequestKind::Tags).await?;
+        let body = upstream
+            .get(site.tags_url(word, limit), RequestKind::Tags)
+            .await?;
         for tag in site.parse_tags(&body)? {
             if seen.insert(tag.name.clone()) {
                 candidates.push(tag);
@@ -235,7 +237,9 @@ pub async fn discover(
     let aliases = aliases(upstream, query).await?;
     for alias in &aliases {
         if !seen.contains(alias) {
-            let body = upstream.get(site.tags_url(alias, limit), RequestKind::Tags).await?;
+            let body = upstream
+                .get(site.tags_url(alias, limit), RequestKind::Tags)
+                .await?;
             let found = site
                 .parse_tags(&body)?
                 .into_iter()

@@ -13,6 +13,7 @@ use super::pages::{Progress, fetch_tag};
 use super::{SearchQuery, SearchResult, SourceReport, SourceStatus, TagsReport};
 use crate::cache::{Cacheable, ResultCache};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::model::{Post, SourceId};
 use crate::sources::driver::{Driver, Upstream};
 use crate::sources::{Site, UpstreamError};
@@ -50,6 +51,7 @@ pub struct Fanout {
     config: Arc<Config>,
     driver: Arc<Driver>,
     discoveries: Arc<DiscoveryCache>,
+    metrics: Arc<Metrics>,
 }
 
 /// What one source task hands back.
@@ -63,11 +65,13 @@ impl Fanout {
         config: Arc<Config>,
         driver: Arc<Driver>,
         discoveries: Arc<DiscoveryCache>,
+        metrics: Arc<Metrics>,
     ) -> Fanout {
         Fanout {
             config,
             driver,
             discoveries,
+            metrics,
         }
     }
 
@@ -108,6 +112,16 @@ impl Fanout {
         }
         let result = SearchResult::new(merge(posts), reports, started.elapsed());
         log_outcome(&query, &result);
+        let outcome = if result.partial {
+            "partial"
+        } else {
+            "complete"
+        };
+        self.metrics
+            .search_finished(outcome, started.elapsed().as_secs_f64());
+        self.metrics
+            .search_images
+            .observe(result.images.len() as f64);
         result
     }
 
@@ -127,7 +141,11 @@ impl Fanout {
         let span = tracing::debug_span!("source", source = %id);
         let mut progress = Progress::default();
         let mut tags = Vec::new();
-        let upstream = Upstream { driver: &self.driver, site, deadline };
+        let upstream = Upstream {
+            driver: &self.driver,
+            site,
+            deadline,
+        };
         let work = async {
             let discovery = self.discover(site, &names, fresh, deadline).await?;
             tags = discovery
@@ -136,14 +154,7 @@ impl Fanout {
                 .map(|tag| tag.name.clone())
                 .collect();
             for tag in &discovery.chosen {
-                fetch_tag(
-                    upstream,
-                    tag,
-                    config.page_size,
-                    max_pages,
-                    &mut progress,
-                )
-                .await;
+                fetch_tag(upstream, tag, config.page_size, max_pages, &mut progress).await;
             }
             Ok::<bool, UpstreamError>(!discovery.chosen.is_empty())
         }
@@ -179,10 +190,14 @@ impl Fanout {
         let (driver, site, names_owned) = (self.driver.clone(), site.clone(), names.clone());
         let limit = self.config.search.tag_candidates;
         let run = async move {
-            let upstream = Upstream { driver: &driver, site: &site, deadline };
+            let upstream = Upstream {
+                driver: &driver,
+                site: &site,
+                deadline,
+            };
             DiscoveryEntry(discovery::discover(upstream, &names_owned, limit).await)
         };
-        match self.discoveries.get_or_run(key, fresh, run).await {
+        match self.discoveries.get_or_run(key, fresh, || run).await {
             Some((entry, _)) => entry.0.clone(),
             None => Err(UpstreamError::Transport(
                 "tag discovery stopped unexpectedly".into(),
@@ -195,7 +210,10 @@ impl Fanout {
         let Some(site) = self.driver.site(id) else {
             return TagsReport::failed(SourceStatus::Error, "the source is not configured".into());
         };
-        let deadline = self.config.deadline().map(|limit| tokio::time::Instant::now() + limit);
+        let deadline = self
+            .config
+            .deadline()
+            .map(|limit| tokio::time::Instant::now() + limit);
         let work = self.discover(site, names, false, deadline);
         let found = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),

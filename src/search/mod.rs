@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::cache::{Origin, ResultCache};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::model::{Rating, SourceId, TagCandidate};
 use crate::sources::driver::Driver;
 
@@ -143,24 +144,34 @@ pub struct SearchService {
     config: Arc<Config>,
     fanout: Fanout,
     results: Arc<ResultCache<SearchKey, SearchResult>>,
+    metrics: Arc<Metrics>,
 }
 
 impl SearchService {
     /// A service over `driver`'s sources with `config`'s limits and cache.
-    pub fn new(config: Arc<Config>, driver: Arc<Driver>) -> SearchService {
+    pub fn new(config: Arc<Config>, driver: Arc<Driver>, metrics: Arc<Metrics>) -> SearchService {
         let ttl = Duration::from_secs(config.cache.ttl_secs);
         let partial_ttl = Duration::from_secs(config.cache.partial_ttl_secs);
-        let results = Arc::new(ResultCache::new(config.cache.max_bytes, ttl, partial_ttl));
+        let evictions = metrics.cache_evictions.clone();
+        let results = Arc::new(ResultCache::with_eviction_hook(
+            config.cache.max_bytes,
+            ttl,
+            partial_ttl,
+            move || {
+                evictions.inc();
+            },
+        ));
         let discoveries: Arc<DiscoveryCache> = Arc::new(ResultCache::new(
             config.cache.max_bytes / 8 + 1,
             ttl,
             partial_ttl,
         ));
-        let fanout = Fanout::new(config.clone(), driver, discoveries);
+        let fanout = Fanout::new(config.clone(), driver, discoveries, metrics.clone());
         SearchService {
             config,
             fanout,
             results,
+            metrics,
         }
     }
 
@@ -190,21 +201,28 @@ impl SearchService {
             cache = tracing::field::Empty,
         );
         let key = SearchKey::new(&query);
-        let run = self
-            .fanout
-            .clone()
-            .run(query.clone(), self.enabled_sources());
+        let run = || {
+            let fanout = self.fanout.clone();
+            fanout
+                .run(query.clone(), self.enabled_sources())
+                .instrument(span.clone())
+        };
         let (result, origin) = self
             .results
-            .get_or_run(key, query.fresh, run.instrument(span.clone()))
+            .get_or_run(key, query.fresh, run)
             .await
             .ok_or(SearchError::Internal)?;
         let cached = origin == Origin::Cached;
         span.record("cache", if cached { "hit" } else { "miss" });
         if cached {
+            self.metrics.cache_hits.inc();
+            self.metrics
+                .search_finished("cached", started.elapsed().as_secs_f64());
             span.in_scope(|| {
                 tracing::debug!(total = result.images.len(), "search answered from cache")
             });
+        } else {
+            self.metrics.cache_misses.inc();
         }
         Ok(SearchPage::cut(result, &query, cached, started.elapsed()))
     }

@@ -8,8 +8,8 @@
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::model::{Post, PostPage, TagCandidate};
-use crate::sources::driver::{RequestKind, Upstream};
 use crate::sources::UpstreamError;
+use crate::sources::driver::{RequestKind, Upstream};
 
 /// What one source has delivered so far.
 #[derive(Debug, Default)]

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,7 @@ use url::Url;
 use super::circuit::{Circuit, CircuitState};
 use super::{Site, UpstreamError};
 use crate::config::{Config, SourceConfig};
+use crate::metrics::Metrics;
 
 /// What a request is for; it names the request in logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,22 @@ impl RequestKind {
     }
 }
 
+/// Counts a request in the in-flight gauge while it holds a permit.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn enter(gauge: prometheus_client::metrics::gauge::Gauge) -> InFlight {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// The per-source gate: permits, pace and counters.
 #[derive(Debug)]
 struct Gate {
@@ -64,10 +82,20 @@ struct Gate {
     retry: RetryPolicy,
     requests: AtomicU64,
     errors: AtomicU64,
+    last_error: std::sync::Mutex<Option<LastError>>,
+}
+
+/// The most recent failure of a source, for `/v1/sources`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LastError {
+    /// What went wrong, in a sentence safe to show.
+    pub message: String,
+    /// When, in seconds since the Unix epoch.
+    pub at_unix_secs: u64,
 }
 
 /// Live counters of one source, for `/v1/sources`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GateStats {
     /// Requests holding a permit now (waiting for the limiter or on the wire).
     pub in_flight: u32,
@@ -78,6 +106,7 @@ pub struct GateStats {
     /// Requests that failed since start.
     pub errors: u64,
     pub circuit: CircuitState,
+    pub last_error: Option<LastError>,
 }
 
 /// When and how often a failed request is tried again.
@@ -97,7 +126,10 @@ impl RetryPolicy {
         if let Some(asked) = retry_after {
             return (asked <= self.retry_after_max).then_some(asked);
         }
-        let ceiling = self.backoff_base.saturating_mul(1 << retry.min(16)).min(self.backoff_max);
+        let ceiling = self
+            .backoff_base
+            .saturating_mul(1 << retry.min(16))
+            .min(self.backoff_max);
         Some(ceiling.mul_f64(fastrand::f64()))
     }
 }
@@ -108,11 +140,12 @@ pub struct Driver {
     client: reqwest::Client,
     gates: HashMap<String, Gate>,
     max_body_bytes: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Driver {
-    /// Builds the client and one gate per configured source.
-    pub fn new(config: &Config) -> Result<Driver, reqwest::Error> {
+    /// Builds the client and one gate per configured source, reporting to `metrics`.
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Driver, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(config.upstream.connect_timeout_secs))
             .pool_idle_timeout(Duration::from_secs(90))
@@ -134,6 +167,7 @@ impl Driver {
             client,
             gates,
             max_body_bytes: config.upstream.max_body_bytes,
+            metrics,
         })
     }
 
@@ -176,7 +210,9 @@ impl Driver {
             elapsed_ms = tracing::field::Empty,
             retries = tracing::field::Empty,
         );
-        self.get_with_retries(gate, url, deadline).instrument(span).await
+        self.get_with_retries(gate, url, deadline)
+            .instrument(span)
+            .await
     }
 
     async fn get_with_retries(
@@ -203,6 +239,7 @@ impl Driver {
                 return Err(error);
             }
             debug!(error = %error, wait_ms = wait.as_millis() as u64, "retrying upstream request");
+            self.metrics.upstream_outcome(&gate.site.id, "retried");
             tokio::time::sleep(wait).await;
             retry += 1;
         }
@@ -210,19 +247,62 @@ impl Driver {
 
     /// One attempt: permit, limiter, circuit, send.
     async fn attempt(&self, gate: &Gate, url: Url) -> Result<Bytes, UpstreamError> {
-        let _permit = gate.semaphore.acquire().await.expect("the semaphore is never closed");
+        let source = &*gate.site.id;
+        let queued = Instant::now();
+        let _permit = gate
+            .semaphore
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let _in_flight = InFlight::enter(self.metrics.in_flight(source));
+        let permitted = Instant::now();
         gate.limiter.until_ready().await;
+        let started = Instant::now();
+        self.metrics
+            .upstream_waited(source, "semaphore", (permitted - queued).as_secs_f64());
+        self.metrics
+            .upstream_waited(source, "limiter", (started - permitted).as_secs_f64());
         let admission = gate.circuit.admit()?;
         gate.requests.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
         let result = self.send(gate, url).await;
-        tracing::Span::current().record("elapsed_ms", started.elapsed().as_millis() as u64);
+        let elapsed = started.elapsed();
+        tracing::Span::current().record("elapsed_ms", elapsed.as_millis() as u64);
         gate.circuit.record(admission, result.as_ref().err());
-        if let Err(error) = &result {
-            gate.errors.fetch_add(1, Ordering::Relaxed);
-            debug!(error = %error, "upstream request failed");
-        }
+        self.observe(gate, elapsed, result.as_ref().err());
         result
+    }
+
+    fn observe(&self, gate: &Gate, elapsed: Duration, error: Option<&UpstreamError>) {
+        let source = &*gate.site.id;
+        let labels = crate::metrics::SourceLabels {
+            source: source.to_string(),
+        };
+        self.metrics
+            .upstream_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        match error {
+            None => self.metrics.upstream_outcome(source, "ok"),
+            Some(error) => {
+                gate.errors.fetch_add(1, Ordering::Relaxed);
+                gate.note_error(error);
+                self.metrics.upstream_outcome(source, error.kind());
+                debug!(error = %error, "upstream request failed");
+            }
+        }
+    }
+
+    /// Copies each source's circuit state into its gauge, for rendering.
+    pub fn export_circuit_states(&self) {
+        for (id, gate) in &self.gates {
+            let value = match gate.circuit.state() {
+                CircuitState::Closed => 0,
+                CircuitState::HalfOpen => 1,
+                CircuitState::Open => 2,
+            };
+            let labels = crate::metrics::SourceLabels { source: id.clone() };
+            self.metrics.circuit_state.get_or_create(&labels).set(value);
+        }
     }
 
     async fn send(&self, gate: &Gate, url: Url) -> Result<Bytes, UpstreamError> {
@@ -299,7 +379,23 @@ impl Gate {
             },
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            last_error: std::sync::Mutex::new(None),
         }
+    }
+
+    fn note_error(&self, error: &UpstreamError) {
+        let at_unix_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|since| since.as_secs())
+            .unwrap_or_default();
+        let last = LastError {
+            message: error.to_string(),
+            at_unix_secs,
+        };
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(last);
     }
 
     fn stats(&self) -> GateStats {
@@ -310,6 +406,11 @@ impl Gate {
             requests: self.requests.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             circuit: self.circuit.state(),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         }
     }
 }
@@ -363,6 +464,8 @@ pub struct Upstream<'a> {
 impl Upstream<'_> {
     /// Sends a GET to `url` through the driver on this source's behalf.
     pub async fn get(&self, url: Url, kind: RequestKind) -> Result<Bytes, UpstreamError> {
-        self.driver.get(&self.site.id, url, kind, self.deadline).await
+        self.driver
+            .get(&self.site.id, url, kind, self.deadline)
+            .await
     }
 }
