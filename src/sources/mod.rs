@@ -5,14 +5,16 @@
 //! [`TagCandidate`]s, without I/O. Sending, pacing, permits and body limits live once, in
 //! [`driver`]. A [`Site`] is what the adapters need to know about one configured source.
 
+pub mod circuit;
 pub mod danbooru;
 pub mod driver;
 pub mod error;
+mod fields;
 pub mod gelbooru;
 pub mod moebooru;
 
 use serde::{Deserialize, Serialize};
-use url::Url;
+use url::{Position, Url};
 
 use crate::config::{Secret, SourceConfig};
 use crate::model::{PostPage, SourceId, TagCandidate};
@@ -52,6 +54,16 @@ impl Family {
             Family::GelbooruV02 | Family::Moebooru => 1000,
         }
     }
+
+    /// The query parameter names that carry an account's two halves, where the family has
+    /// accounts the service can use (Moebooru's salted password hash is not supported).
+    pub fn credential_names(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Family::Danbooru => Some(("login", "api_key")),
+            Family::Gelbooru | Family::GelbooruV02 => Some(("user_id", "api_key")),
+            Family::Moebooru => None,
+        }
+    }
 }
 
 /// An account's two halves: Danbooru's `login` or Gelbooru's `user_id`, and the API key.
@@ -75,7 +87,7 @@ impl Site {
     /// Builds the site of a configured source.
     pub fn new(id: &str, config: &SourceConfig) -> Site {
         let user = match config.family {
-            Family::Gelbooru => config.user_id.clone(),
+            Family::Gelbooru | Family::GelbooruV02 => config.user_id.clone(),
             _ => config.login.clone(),
         };
         let credentials = match (user, config.api_key.clone()) {
@@ -100,6 +112,59 @@ impl Site {
         }
         url.set_query(None);
         url
+    }
+
+    /// The API URL of `path` with the query `params` and, when the site has credentials, the
+    /// family's credential parameters; every adapter request goes through here, so no request
+    /// of a configured account can leave without them.
+    ///
+    /// Values are form-encoded, so tags with spaces, `&`, `#`, `%`, `+` or non-ASCII letters
+    /// reach the site intact.
+    pub fn api_url(&self, path: &str, params: &[(&str, &str)]) -> Url {
+        let mut url = self.endpoint(path);
+        {
+            let mut query = url.query_pairs_mut();
+            query.extend_pairs(params);
+            if let (Some(account), Some((user, key))) =
+                (&self.credentials, self.family.credential_names())
+            {
+                query.append_pair(user, account.user.expose());
+                query.append_pair(key, account.api_key.expose());
+            }
+        }
+        url
+    }
+
+    /// `base_url` with its path prefix, then `path`: a page on the site or a site-relative file.
+    pub fn join(&self, path: &str) -> String {
+        let root = &self.base_url[..Position::AfterPath];
+        format!(
+            "{}/{}",
+            root.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
+    }
+
+    /// An image URL from an upstream made absolute: empty is `None`, `http(s)` URLs are kept
+    /// as they are, protocol-relative ones (`//host/x`) take the base's scheme, and paths are
+    /// joined to `base_url` keeping its path prefix.
+    ///
+    /// URLs with another scheme (`data:`, `javascript:`) are `None`: clients are handed only
+    /// links they can fetch.
+    pub fn absolute_url(&self, raw: &str) -> Option<String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        if raw.starts_with("//") {
+            return Some(format!("{}:{raw}", self.base_url.scheme()));
+        }
+        match scheme_of(raw) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("http") => Some(raw.to_owned()),
+            Some(scheme) if scheme.eq_ignore_ascii_case("https") => Some(raw.to_owned()),
+            Some(_) => None,
+            None => Some(self.join(raw)),
+        }
     }
 
     /// The URL that lists tags containing `word`, most used first, at most `limit` of them.
@@ -181,4 +246,16 @@ impl Site {
             Family::Moebooru => moebooru::error_for(status, body),
         }
     }
+}
+
+/// The scheme of an absolute URL (`https` of `https://x`), or `None` for a relative reference.
+fn scheme_of(raw: &str) -> Option<&str> {
+    let end = raw.find([':', '/', '?', '#'])?;
+    let scheme = &raw[..end];
+    let valid = raw[end..].starts_with(':')
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(scheme)
 }
