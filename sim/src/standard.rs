@@ -1,0 +1,246 @@
+//! [`World::standard`]: a Spy x Family world on all six source ids, with known overlaps,
+//! colliding names and the recorded fixtures, for the binary, demos and benchmarks.
+
+use crate::post::{PostSpec, Rating};
+use crate::world::{SimFamily, World};
+
+/// Anya's tag on Danbooru, Gelbooru, Safebooru and TBIB.
+const ANYA: &str = "anya_(spy_x_family)";
+/// Anya's tag on Yande.re and Konachan.
+const ANYA_MOE: &str = "anya_forger";
+const SERIES: &str = "spy_x_family";
+
+impl World {
+    /// A realistic Spy x Family scenario, stable across releases.
+    ///
+    /// Image indices (equal index = equal MD5 across sources) and post counts:
+    ///
+    /// | source (family) | Anya tag: images | Anya posts | also |
+    /// | --- | --- | --- | --- |
+    /// | `danbooru` (danbooru) | `anya_(spy_x_family)`: 0..1500 | 1500 (30 restricted: image % 50 == 7) | aliases `anya_forger`, `yor_forger` |
+    /// | `gelbooru` (gelbooru) | `anya_(spy_x_family)`: 200..1500, 3000..3200 | 1500 | no credentials required |
+    /// | `safebooru` (gelbooru_v02, JSON tags) | `anya_(spy_x_family)`: 0..900, 1200..1300, 3100..3300 | 1200 | all rated general |
+    /// | `tbib` (gelbooru_v02, XML tags) | `anya_(spy_x_family)`: 500..1500, 3200..3400; `forger_anya`: 3400..3412 | 1200 + 12 | |
+    /// | `yandere` (moebooru) | `anya_forger`: 1000..1300, 4000..4300 | 600 | |
+    /// | `konachan` (moebooru, reduced fields) | `anya_forger`: 1200..1350, 4200..4450 | 400 | all rated safe |
+    ///
+    /// The union of Anya images is 2362 distinct MD5s (0..1500, 3000..3412, 4000..4450);
+    /// images 1200..1300 are on all six sources. Images 1200..1500 also show Yor
+    /// (`yor_briar`, on Moebooru `yor_forger`), whose solo posts use images 5000..5400.
+    ///
+    /// Traps: `anya_(hoshikuzu_academy)` (a character of another work) reports 1900 posts
+    /// on Danbooru (none served) and 2300 on Gelbooru (120 served, images 20000..20120),
+    /// with 60 real posts on Safebooru; `anya_hoshino` reports 800 on Yande.re (none
+    /// served); `anya_starling` (a name-sharing idol, series `neon_idols`) has real posts
+    /// on Danbooru, Gelbooru, TBIB and Yande.re (images 21000..); cosplay variants
+    /// `anya_(spy_x_family)_(cosplay)` / `anya_forger_(cosplay)` use images 6000..6130.
+    ///
+    /// Recorded fixtures are served besides: Danbooru 20 posts, Gelbooru 10, Safebooru 1,
+    /// Yande.re 1, Konachan 10.
+    pub fn standard() -> World {
+        let mut world = World::new();
+        safebooru(&mut world);
+        danbooru(&mut world);
+        gelbooru(&mut world);
+        yandere(&mut world);
+        konachan(&mut world);
+        tbib(&mut world);
+        world
+    }
+}
+
+const ANYA_SOLO: &[&str] = &[
+    ANYA,
+    SERIES,
+    "1girl",
+    "pink_hair",
+    "green_eyes",
+    "hairpods",
+    "solo",
+];
+const ANYA_YOR: &[&str] = &[
+    ANYA,
+    "yor_briar",
+    SERIES,
+    "multiple_girls",
+    "mother_and_daughter",
+];
+const YOR_SOLO: &[&str] = &["yor_briar", SERIES, "1girl", "black_hair", "red_eyes"];
+const COSPLAY: &[&str] = &["anya_(spy_x_family)_(cosplay)", SERIES, "cosplay", "1girl"];
+const STARLING: &[&str] = &["anya_starling", "neon_idols", "1girl", "virtual_youtuber"];
+const HOSHIKUZU: &[&str] = &["anya_(hoshikuzu_academy)", "hoshikuzu_academy", "1girl"];
+
+/// Anya and friends with Danbooru's names and categories.
+fn danbooru_names(world: &mut World, id: &str, family: SimFamily) {
+    world
+        .source(id, family)
+        .tag(ANYA, 4)
+        .tag("yor_briar", 4)
+        .tag("loid_forger", 4)
+        .tag("anya_(spy_x_family)_(cosplay)", 4)
+        .tag("anya_starling", 4)
+        .tag("anya_(hoshikuzu_academy)", 4)
+        .tag(SERIES, 3)
+        .tag("neon_idols", 3)
+        .tag("hoshikuzu_academy", 3)
+        .tag("highres", 5);
+}
+
+fn danbooru(world: &mut World) {
+    danbooru_names(world, "danbooru", SimFamily::Danbooru);
+    let restricted = |i: u64| PostSpec {
+        restricted: i % 50 == 7,
+        ..PostSpec::for_image(i)
+    };
+    world
+        .source("danbooru", SimFamily::Danbooru)
+        .fixture_posts(include_str!(
+            "../../tests/fixtures/danbooru/posts_2020.json"
+        ))
+        .fixture_posts(include_str!("../../tests/fixtures/danbooru/posts.json"))
+        .posts_with(0..1200, &[ANYA_SOLO, &["highres"]].concat(), restricted)
+        .posts_with(1200..1500, ANYA_YOR, restricted)
+        .posts(5000..5300, YOR_SOLO)
+        .posts(5500..5560, &["loid_forger", SERIES, "1boy", "suit"])
+        .posts(6000..6040, COSPLAY)
+        .posts(21000..21150, STARLING)
+        .tag_count("anya_(hoshikuzu_academy)", 4, 1900)
+        .alias("anya_forger", ANYA)
+        .alias("yor_forger", "yor_briar");
+}
+
+fn gelbooru(world: &mut World) {
+    danbooru_names(world, "gelbooru", SimFamily::Gelbooru);
+    world
+        .source("gelbooru", SimFamily::Gelbooru)
+        .fixture_posts(include_str!("../../tests/fixtures/gelbooru/posts.json"))
+        .posts(200..1200, ANYA_SOLO)
+        .posts(1200..1500, ANYA_YOR)
+        .posts(3000..3200, ANYA_SOLO)
+        .posts(5000..5400, YOR_SOLO)
+        .posts(6000..6060, COSPLAY)
+        .posts(20000..20120, HOSHIKUZU)
+        .posts(21000..21200, STARLING)
+        .tag_count("anya_(hoshikuzu_academy)", 4, 2300);
+}
+
+fn safebooru(world: &mut World) {
+    danbooru_names(world, "safebooru", SimFamily::GelbooruV02);
+    let general = |i: u64| PostSpec {
+        rating: Rating::General,
+        ..PostSpec::for_image(i)
+    };
+    world
+        .source("safebooru", SimFamily::GelbooruV02)
+        .fixture_posts(include_str!(
+            "../../tests/fixtures/safebooru/post_by_id.json"
+        ))
+        .posts_with(0..900, ANYA_SOLO, general)
+        .posts_with(1200..1300, ANYA_YOR, general)
+        .posts_with(3100..3300, ANYA_SOLO, general)
+        .posts_with(5000..5200, YOR_SOLO, general)
+        .posts_with(6000..6020, COSPLAY, general)
+        .posts_with(20000..20060, HOSHIKUZU, general);
+}
+
+fn tbib(world: &mut World) {
+    danbooru_names(world, "tbib", SimFamily::GelbooruV02);
+    world
+        .source("tbib", SimFamily::GelbooruV02)
+        .tag_format_xml(true)
+        .tag("forger_anya", 4)
+        .posts(500..1200, ANYA_SOLO)
+        .posts(1200..1500, ANYA_YOR)
+        .posts(3200..3400, ANYA_SOLO)
+        .posts(3400..3412, &["forger_anya", SERIES, "1girl"])
+        .posts(5100..5300, YOR_SOLO)
+        .posts(6000..6030, COSPLAY)
+        .posts(21000..21100, STARLING);
+}
+
+/// Anya and friends with Moebooru's names.
+fn moebooru_names(world: &mut World, id: &str) {
+    world
+        .source(id, SimFamily::Moebooru)
+        .tag(ANYA_MOE, 4)
+        .tag("yor_forger", 4)
+        .tag("anya_forger_(cosplay)", 4)
+        .tag("anya_starling", 4)
+        .tag(SERIES, 3)
+        .tag("neon_idols", 3);
+}
+
+fn yandere(world: &mut World) {
+    moebooru_names(world, "yandere");
+    world
+        .source("yandere", SimFamily::Moebooru)
+        .fixture_posts(include_str!("../../tests/fixtures/yandere/post.json"))
+        .posts(
+            1000..1200,
+            &[ANYA_MOE, SERIES, "pink_hair", "school_uniform"],
+        )
+        .posts(1200..1300, &[ANYA_MOE, "yor_forger", SERIES, "dress"])
+        .posts(4000..4300, &[ANYA_MOE, SERIES, "pink_hair"])
+        .posts(5000..5150, &["yor_forger", SERIES, "dress", "weapon"])
+        .posts(6100..6130, &["anya_forger_(cosplay)", SERIES, "cosplay"])
+        .posts(21000..21040, &["anya_starling", "neon_idols"])
+        .tag_count("anya_hoshino", 4, 800);
+}
+
+fn konachan(world: &mut World) {
+    moebooru_names(world, "konachan");
+    let safe = |i: u64| PostSpec {
+        rating: Rating::General,
+        ..PostSpec::for_image(i)
+    };
+    world
+        .source("konachan", SimFamily::Moebooru)
+        .fixture_posts(include_str!("../../tests/fixtures/konachan/posts.json"))
+        .posts_with(1200..1350, &[ANYA_MOE, SERIES, "pink_hair"], safe)
+        .posts_with(4200..4450, &[ANYA_MOE, SERIES, "pink_hair", "scenic"], safe)
+        .posts_with(5000..5050, &["yor_forger", SERIES, "dress"], safe);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::catalog::SourceData;
+
+    fn anya_md5s(world: &World) -> HashSet<String> {
+        let sources = world.sources.iter().cloned().map(SourceData::build);
+        let anya_tags = [ANYA, ANYA_MOE, "forger_anya"];
+        sources
+            .flat_map(|s| s.posts)
+            .filter(|p| anya_tags.iter().any(|t| p.has_tag(t)))
+            .filter_map(|p| p.md5)
+            .collect()
+    }
+
+    #[test]
+    fn documented_numbers_hold() {
+        let world = World::standard();
+        assert_eq!(world.source_ids().len(), 6);
+        assert_eq!(anya_md5s(&world).len(), 2362);
+        let counts: Vec<(String, u64)> = (world.sources.iter().cloned().map(SourceData::build))
+            .map(|s| {
+                let tag = s
+                    .tags
+                    .iter()
+                    .find(|t| t.name == ANYA || t.name == ANYA_MOE)
+                    .unwrap();
+                (s.id.clone(), tag.count)
+            })
+            .collect();
+        let expected = [
+            ("safebooru", 1200),
+            ("danbooru", 1500),
+            ("gelbooru", 1500),
+            ("yandere", 600),
+            ("konachan", 400),
+            ("tbib", 1200),
+        ];
+        assert_eq!(counts, expected.map(|(s, n)| (s.to_owned(), n)));
+    }
+}
