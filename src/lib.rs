@@ -11,9 +11,13 @@
 //! - [`config`]: the layered, validated configuration.
 //! - [`model`]: the vocabulary the layers share.
 
+pub mod api;
 pub mod app;
 pub mod cache;
 pub mod config;
+pub mod metrics;
 pub mod model;
 pub mod search;
+pub mod server;
 pub mod sources;
+pub mod telemetry;

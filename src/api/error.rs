@@ -1,0 +1,198 @@
+//! The one error type of the HTTP edge and the one mapping of errors to responses.
+//!
+//! Every failure a client can see, whether a validation rule, a rejected body, an unknown
+//! route or a panic, becomes an [`ApiError`] and leaves as
+//! `{"error": {"code": "...", "message": "..."}}` with a 4xx or 5xx status.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tracing::{debug, error};
+
+use crate::search::SearchError;
+
+/// A request the service answers with an error.
+///
+/// The `Display` text is the `message` the client sees, so it names the field or part of
+/// the request at fault and never carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A search or tag parameter broke a rule (400 `invalid_query`), whether it came from the
+    /// query string or the JSON body.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// The body is not JSON, or not UTF-8 (400 `invalid_body`).
+    #[error("{0}")]
+    InvalidBody(String),
+    /// The body is JSON but not the object the route takes (422 `invalid_body`).
+    #[error("{0}")]
+    UnprocessableBody(String),
+    /// The body is larger than `server.body_limit_bytes` (413 `payload_too_large`).
+    #[error("request body is larger than the limit of {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
+    /// The body is not declared as JSON (415 `unsupported_media_type`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// No route has this path (404 `not_found`).
+    #[error("no route for {path}")]
+    NotFound { path: String },
+    /// The route exists but not for this method (405 `method_not_allowed`).
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    /// The service failed; the detail goes to the log, not to the client (500 `internal`).
+    #[error("internal error")]
+    Internal { detail: String },
+    /// The service cannot answer now; the message says why (503 `unavailable`).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidQuery(_) | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnprocessableBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable, machine-readable `code` of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidQuery(_) => "invalid_query",
+            ApiError::InvalidBody(_) | ApiError::UnprocessableBody(_) => "invalid_body",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Internal { .. } => "internal",
+            ApiError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(error: SearchError) -> ApiError {
+        match error {
+            SearchError::Internal => ApiError::Internal {
+                detail: error.to_string(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorFields<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let code = self.code();
+
+        // Client mistakes are the client's business; only the service's own failures are
+        // worth an operator's attention.
+        match &self {
+            ApiError::Internal { detail } => error!(code, detail = %detail, "request failed"),
+            other if status.is_server_error() => error!(code, error = %other, "request failed"),
+            other => debug!(code, error = %other, "request rejected"),
+        }
+
+        let body = ErrorBody {
+            error: ErrorFields {
+                code,
+                message: self.to_string(),
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(error: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn renders_the_one_error_shape() {
+        let (status, body) = body_of(ApiError::InvalidQuery("character is required".into())).await;
+
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "invalid_query", "message": "character is required"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_detail() {
+        let error = ApiError::Internal {
+            detail: "connection pool poisoned at 0xdeadbeef".into(),
+        };
+
+        let (status, body) = body_of(error).await;
+
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(body["error"]["message"], "internal error");
+    }
+
+    #[test]
+    fn every_variant_has_its_status_and_code() {
+        let cases = [
+            (ApiError::InvalidBody(String::new()), 400, "invalid_body"),
+            (
+                ApiError::UnprocessableBody(String::new()),
+                422,
+                "invalid_body",
+            ),
+            (
+                ApiError::PayloadTooLarge { limit_bytes: 1 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                ApiError::UnsupportedMediaType(String::new()),
+                415,
+                "unsupported_media_type",
+            ),
+            (ApiError::NotFound { path: "/x".into() }, 404, "not_found"),
+            (
+                ApiError::MethodNotAllowed {
+                    method: "PUT".into(),
+                    path: "/".into(),
+                },
+                405,
+                "method_not_allowed",
+            ),
+            (ApiError::Unavailable(String::new()), 503, "unavailable"),
+        ];
+
+        for (error, status, code) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+            assert_eq!(error.code(), code, "{error:?}");
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Serving: the router on a listener until a shutdown signal, then a graceful stop that lets
+//! requests in flight finish within `server.shutdown_grace_secs`.
+//!
+//! [`spawn`] runs the same server on `127.0.0.1:0` in the background, for tests and
+//! benchmarks that need a real socket.
+
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::api;
+use crate::app::AppState;
+
+/// Serves `state`'s router on `listener` until `shutdown` completes, then stops accepting
+/// connections and waits for the requests in flight.
+///
+/// The wait is bounded by `server.shutdown_grace_secs`; requests still running then are
+/// dropped, since the platform kills the process soon after anyway.
+pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+    let (started_tx, started_rx) = oneshot::channel();
+    let signal = async move {
+        shutdown.await;
+        info!("shutdown started; finishing requests in flight");
+        // The receiver lives as long as `serve`; a send can only fail once it returned.
+        let _ = started_tx.send(());
+    };
+
+    let server = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(signal)
+        .into_future();
+    tokio::select! {
+        result = server => result,
+        () = grace_expired(started_rx, grace) => {
+            warn!(shutdown_grace_secs = grace.as_secs(), "requests still in flight after the grace period; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+/// Completes `grace` after the shutdown started; never, if it does not.
+async fn grace_expired(started: oneshot::Receiver<()>, grace: Duration) {
+    if started.await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(grace).await;
+}
+
+/// Completes on SIGTERM (what Render sends on deploy) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => info!(signal = "SIGINT", "signal received"),
+        () = terminate() => info!(signal = "SIGTERM", "signal received"),
+    }
+}
+
+#[cfg(unix)]
+async fn terminate() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut stream) => {
+            stream.recv().await;
+        }
+        Err(err) => {
+            error!(error = %err, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminate() {
+    std::future::pending::<()>().await;
+}
+
+/// A server running in the background on a loopback port.
+#[derive(Debug)]
+pub struct ServerHandle {
+    /// Where the server listens (`127.0.0.1` and a port the system chose).
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+/// Starts [`serve`] for `state` on `127.0.0.1:0` in a background task; it runs until
+/// [`ServerHandle::stop`] or [`ServerHandle::begin_shutdown`].
+pub async fn spawn(state: AppState) -> io::Result<ServerHandle> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let shutdown = async move {
+        // A dropped handle stops the server too.
+        let _ = shutdown_rx.await;
+    };
+    let task = tokio::spawn(serve(listener, state, shutdown));
+    Ok(ServerHandle {
+        addr,
+        shutdown: Some(shutdown_tx),
+        task,
+    })
+}
+
+impl ServerHandle {
+    /// The absolute URL of `path` (which starts with `/`) on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends the shutdown signal without waiting: the listener closes, requests in flight
+    /// go on.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// Waits until the server has stopped (after [`ServerHandle::begin_shutdown`]).
+    pub async fn stopped(self) -> io::Result<()> {
+        self.task.await.map_err(io::Error::other)?
+    }
+
+    /// Signals shutdown and waits until the requests in flight are done.
+    pub async fn stop(mut self) -> io::Result<()> {
+        self.begin_shutdown();
+        self.stopped().await
+    }
+}
