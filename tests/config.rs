@@ -1,0 +1,216 @@
+//! Configuration layering and its errors: the built-in default, a `--config` file, then
+//! `ANYA_*` variables, then `PORT`; every error names the key at fault.
+//!
+//! `figment::Jail` gives each test its own environment and working directory; these tests
+//! live in their own binary because a jail changes both for the whole process.
+
+use std::path::Path;
+
+use anya_image_api::config::Config;
+use figment::Jail;
+
+/// Loads the layered configuration, its error as a jail error so `?` works in a jail.
+fn load(file: Option<&str>) -> figment::error::Result<Config> {
+    Config::load(file.map(Path::new)).map_err(|err| err.to_string().into())
+}
+
+fn load_error(file: Option<&str>) -> String {
+    Config::load(file.map(Path::new))
+        .expect_err("the configuration is invalid")
+        .to_string()
+}
+
+#[test]
+fn the_built_in_configuration_loads() {
+    Jail::expect_with(|_| {
+        let config = load(None)?;
+
+        assert_eq!(config.server.port, 8080);
+        assert_eq!(config.search.max_pages, 100);
+        assert_eq!(config.sources.len(), 6);
+        Ok(())
+    });
+}
+
+#[test]
+fn an_environment_value_of_the_wrong_type_names_its_key() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ANYA_SOURCES__DANBOORU__RATE_PER_SEC", "abc");
+
+        let message = load_error(None);
+
+        assert!(
+            message.contains("sources.danbooru.rate_per_sec"),
+            "{message}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn an_environment_value_out_of_range_names_its_key() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ANYA_SOURCES__KONACHAN__PAGE_SIZE", "5000");
+
+        let message = load_error(None);
+
+        assert!(message.contains("sources.konachan.page_size"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn environment_variables_override_the_default() {
+    Jail::expect_with(|jail| {
+        jail.set_env(
+            "ANYA_SOURCES__DANBOORU__BASE_URL",
+            "http://127.0.0.1:9000/danbooru",
+        );
+        jail.set_env("ANYA_SEARCH__DEADLINE_SECS", "5");
+
+        let config = load(None)?;
+
+        assert_eq!(
+            config.sources["danbooru"].base_url.as_str(),
+            "http://127.0.0.1:9000/danbooru"
+        );
+        assert_eq!(config.search.deadline_secs, 5);
+        Ok(())
+    });
+}
+
+#[test]
+fn port_sets_the_listening_port_over_everything() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ANYA_SERVER__PORT", "7000");
+        jail.set_env("PORT", "9999");
+
+        assert_eq!(load(None)?.server.port, 9999);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_port_is_named() {
+    Jail::expect_with(|jail| {
+        jail.set_env("PORT", "eighty");
+
+        let message = load_error(None);
+
+        assert!(message.contains("PORT"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn anya_config_is_not_a_configuration_key() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ANYA_CONFIG", "/etc/anya.toml");
+
+        assert!(Config::load(None).is_ok());
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unknown_environment_key_is_named() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ANYA_SEARCH__DEADLINE", "5");
+
+        let message = load_error(None);
+
+        assert!(message.contains("search"), "{message}");
+        assert!(message.contains("deadline"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_file_layers_over_the_default_and_under_the_environment() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "anya.toml",
+            "[search]\ndeadline_secs = 5\nmax_pages = 20\n[sources.tbib]\nenabled = false\n",
+        )?;
+        jail.set_env("ANYA_SEARCH__MAX_PAGES", "30");
+
+        let config = load(Some("anya.toml"))?;
+
+        assert_eq!(config.search.deadline_secs, 5);
+        assert_eq!(config.search.max_pages, 30);
+        assert!(!config.sources["tbib"].enabled);
+        assert_eq!(config.server.port, 8080);
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unknown_key_in_a_file_is_named() {
+    Jail::expect_with(|jail| {
+        jail.create_file("anya.toml", "[sources.danbooru]\nrate_per_secs = 2.0\n")?;
+
+        let message = load_error(Some("anya.toml"));
+
+        assert!(message.contains("sources.danbooru"), "{message}");
+        assert!(message.contains("rate_per_secs"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_value_in_a_file_is_named() {
+    Jail::expect_with(|jail| {
+        jail.create_file("anya.toml", "[sources.danbooru]\nrate_per_sec = 0\n")?;
+
+        let message = load_error(Some("anya.toml"));
+
+        assert!(
+            message.contains("sources.danbooru.rate_per_sec"),
+            "{message}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    Jail::expect_with(|_| {
+        let message = load_error(Some("nowhere.toml"));
+
+        assert!(message.contains("nowhere.toml"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn credentials_come_from_the_environment_and_never_print() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ANYA_SOURCES__GELBOORU__USER_ID", "12345");
+        jail.set_env("ANYA_SOURCES__GELBOORU__API_KEY", "a1b2c3-secret");
+
+        let config = load(None)?;
+
+        let gelbooru = &config.sources["gelbooru"];
+        assert_eq!(gelbooru.user_id.as_ref().unwrap().expose(), "12345");
+        assert_eq!(gelbooru.api_key.as_ref().unwrap().expose(), "a1b2c3-secret");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("a1b2c3-secret"), "{printed}");
+        assert!(!printed.contains("12345"), "{printed}");
+        Ok(())
+    });
+}
+
+#[test]
+fn from_toml_names_keys_too() {
+    let unknown = Config::from_toml("[sources.danbooru]\nrate_per_secs = 2.0\n").unwrap_err();
+    assert!(unknown.to_string().contains("rate_per_secs"), "{unknown}");
+
+    let wrong_type =
+        Config::from_toml("[sources.danbooru]\nrate_per_sec = \"fast\"\n").unwrap_err();
+    assert!(
+        wrong_type
+            .to_string()
+            .contains("sources.danbooru.rate_per_sec"),
+        "{wrong_type}"
+    );
+}
