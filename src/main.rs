@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anya_image_api::app::AppState;
@@ -43,8 +43,8 @@ fn main() -> ExitCode {
     }
 
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => run_serve(cli.config),
-        Command::CheckConfig => check_config(cli.config),
+        Command::Serve => run_serve(cli.config.as_deref()),
+        Command::CheckConfig => check_config(cli.config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,11 +55,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
-    Ok(Config::load(path.as_deref())?)
+fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(Config::load(path)?)
 }
 
-fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
+fn check_config(path: Option<&Path>) -> anyhow::Result<()> {
     let config = load(path)?;
     let mut stdout = std::io::stdout().lock();
     for line in telemetry::config_summary(&config) {
@@ -69,7 +69,7 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+fn run_serve(path: Option<&Path>) -> anyhow::Result<()> {
     info!("{}", telemetry::banner());
     let config = load(path)?;
     info!(

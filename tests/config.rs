@@ -4,6 +4,11 @@
 //! `figment::Jail` gives each test its own environment and working directory; these tests
 //! live in their own binary because a jail changes both for the whole process.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "figment::Jail's closures return figment's own Result, whose error is large"
+)]
+
 use std::path::Path;
 
 use anya_image_api::config::Config;
