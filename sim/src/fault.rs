@@ -33,7 +33,8 @@ pub enum Fault {
         /// The `Retry-After` header value, if any.
         retry_after: Option<String>,
     },
-    /// Never answers; the request stays open until the simulator shuts down.
+    /// Never answers: the request stays open (and in flight) until the client closes the
+    /// connection or the simulator shuts down. Latency does not apply.
     Hang,
     /// Closes the TCP connection with a reset (SO_LINGER 0) before any response byte.
     Reset,

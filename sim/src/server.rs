@@ -3,7 +3,7 @@
 //! the binary steer a running simulator with.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,7 +18,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::catalog::SourceData;
 use crate::fault::FaultRule;
 use crate::record::RecordedRequest;
-use crate::service::{self, State, lock};
+use crate::service::{self, State};
 use crate::world::World;
 
 /// Starts simulators.
@@ -37,7 +37,7 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let sources = world.sources.into_iter().map(SourceData::build).collect();
-        let state = Arc::new(State::new(sources, addr, stopped.clone()));
+        let state = Arc::new(State::new(sources, addr));
         let server = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped));
         Ok(SimHandle {
             state,
@@ -180,13 +180,14 @@ async fn serve(stream: TcpStream, state: Arc<State>, mut stopped: watch::Receive
     }
 }
 
-/// Lets a request handler end its own connection abruptly.
+/// Lets a request handler end its own connection, and watch it.
 ///
-/// It holds a second handle to the connection's socket, made with `try_clone`, so the
-/// handler can set `SO_LINGER` to zero on the socket hyper owns; closing then sends RST.
+/// It holds a second handle to the connection's socket, made with `try_clone`: through it
+/// a handler sets `SO_LINGER` to zero on the socket hyper owns, so closing sends RST, and
+/// notices a client that hung up while its request hangs.
 #[derive(Debug)]
 pub(crate) struct ConnControl {
-    socket: Mutex<Option<TcpStream>>,
+    socket: TcpStream,
     kill: Notify,
 }
 
@@ -196,21 +197,33 @@ impl ConnControl {
         let std_stream = stream.into_std()?;
         let clone = std_stream.try_clone()?;
         let control = ConnControl {
-            socket: Mutex::new(Some(TcpStream::from_std(clone)?)),
+            socket: TcpStream::from_std(clone)?,
             kill: Notify::new(),
         };
         Ok((TcpStream::from_std(std_stream)?, control))
     }
 
-    /// Resets the connection: zero linger, then the connection task drops the socket.
-    /// Never resolves; the task ends the handler by dropping it.
+    /// Resets the connection: zero linger, then the socket is closed. Never resolves.
     pub async fn reset(&self) -> Response<Body> {
-        if let Some(socket) = lock(&self.socket).take() {
-            if let Err(error) = socket.set_zero_linger() {
-                tracing::warn!(%error, "simulator could not set SO_LINGER; closing without RST");
-            }
+        if let Err(error) = self.socket.set_zero_linger() {
+            tracing::warn!(%error, "simulator could not set SO_LINGER; closing without RST");
         }
+        self.close().await
+    }
+
+    /// Has the connection task drop the connection, and with it the handler calling
+    /// this, which is why it never resolves.
+    pub async fn close(&self) -> Response<Body> {
         self.kill.notify_one();
         std::future::pending().await
+    }
+
+    /// Resolves when the client closes or resets the connection. Bytes already sent
+    /// (a pipelined request) make that unknowable, so then it never resolves.
+    pub async fn client_gone(&self) {
+        let mut probe = [0u8; 1];
+        if let Ok(1..) = self.socket.peek(&mut probe).await {
+            std::future::pending::<()>().await;
+        }
     }
 }

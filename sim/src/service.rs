@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use hyper::body::Incoming;
-use tokio::sync::watch;
 
 use crate::catalog::SourceData;
 use crate::control;
@@ -100,16 +99,11 @@ pub(crate) struct State {
     log: Mutex<RequestLog>,
     pub started: Instant,
     pub addr: SocketAddr,
-    shutdown: watch::Receiver<bool>,
     rng: AtomicU64,
 }
 
 impl State {
-    pub fn new(
-        sources: Vec<SourceData>,
-        addr: SocketAddr,
-        shutdown: watch::Receiver<bool>,
-    ) -> State {
+    pub fn new(sources: Vec<SourceData>, addr: SocketAddr) -> State {
         let order = sources.iter().map(|s| s.id.clone()).collect();
         State {
             sources: sources.into_iter().map(|s| (s.id.clone(), s)).collect(),
@@ -118,7 +112,6 @@ impl State {
             log: Mutex::default(),
             started: Instant::now(),
             addr,
-            shutdown,
             rng: AtomicU64::new(0x2545_f491_4f6c_dd1d ^ u64::from(addr.port())),
         }
     }
@@ -143,13 +136,6 @@ impl State {
     pub fn clear_requests(&self) {
         lock(&self.log).clear();
         lock(&self.runtimes).values().for_each(|r| r.reset_max());
-    }
-
-    /// Resolves once the simulator is shutting down.
-    pub async fn shutting_down(&self) {
-        let mut shutdown = self.shutdown.clone();
-        // An error means the handle is gone, which is a shutdown too.
-        let _ = shutdown.wait_for(|stop| *stop).await;
     }
 
     /// A uniform draw from `[min, max]` with xorshift64*; no cryptographic quality needed.
@@ -210,8 +196,10 @@ async fn serve_source(state: &State, conn: &ConnControl, uri: &Uri) -> Response<
         .take_fault(&target, &params)
         .map(|f| fault::action(&f, family));
     if let Some(Action::Hang) = fault {
-        state.shutting_down().await;
-        return Response::new(Body::empty());
+        // A hung request ends only when its client gives up (so it stops counting in
+        // flight) or at shutdown, when the connection task drops it; it never answers.
+        conn.client_gone().await;
+        return conn.close().await;
     }
     state.delay(&runtime).await;
     let response = match fault {
