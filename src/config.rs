@@ -243,7 +243,11 @@ impl Config {
             })?;
             figment = figment.merge(Toml::string(&text));
         }
-        figment = figment.merge(Env::prefixed("ANYA_").split("__").ignore(&["config"]));
+        let env = Env::prefixed("ANYA_").split("__").ignore(&["config"]);
+        figment = figment.merge(env.filter(|key| !is_credential_key(key.as_str())));
+        for (key, value) in credential_vars() {
+            figment = figment.merge((key, value));
+        }
         if let Ok(port) = std::env::var("PORT") {
             figment = figment.merge(("server.port", port_value(&port)?));
         }
@@ -253,7 +257,16 @@ impl Config {
     /// The embedded default with `overrides` (TOML text) on top, ignoring the environment:
     /// for tests and tools that must not depend on the process's variables.
     pub fn from_toml(overrides: &str) -> Result<Config, ConfigError> {
-        let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(overrides));
+        Config::from_toml_layers(&[overrides])
+    }
+
+    /// The embedded default with each of `layers` (TOML texts) on top in turn, later
+    /// layers winning, ignoring the environment.
+    pub fn from_toml_layers(layers: &[&str]) -> Result<Config, ConfigError> {
+        let figment = layers.iter().fold(
+            Figment::from(Toml::string(DEFAULT_TOML)),
+            |figment, layer| figment.merge(Toml::string(layer)),
+        );
         Config::extract(&figment)
     }
 
@@ -302,6 +315,26 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Credential fields; the environment layer reads them as text, never as numbers.
+const CREDENTIAL_FIELDS: [&str; 3] = ["login", "api_key", "user_id"];
+
+/// Whether an environment key (after `ANYA_`, lowercased, `__` as `.`) names a credential.
+fn is_credential_key(key: &str) -> bool {
+    let parts: Vec<&str> = key.split("__").flat_map(|part| part.split('.')).collect();
+    matches!(parts.as_slice(), ["sources", _, field] if CREDENTIAL_FIELDS.contains(field))
+}
+
+/// `ANYA_SOURCES__<ID>__<LOGIN|API_KEY|USER_ID>` variables as configuration keys and their
+/// text exactly as given: a generic environment layer would read `007` as the number 7.
+fn credential_vars() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter_map(|(name, value)| {
+            let key = name.strip_prefix("ANYA_")?.to_lowercase();
+            is_credential_key(&key).then(|| (key.replace("__", "."), value))
+        })
+        .collect()
 }
 
 fn port_value(text: &str) -> Result<u16, ConfigError> {
@@ -379,9 +412,15 @@ fn validate_source(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
         )));
     }
     positive(&key("circuit_failures"), source.circuit_failures.into())?;
-    for (name, value) in [("backoff_base_secs", source.backoff_base_secs), ("backoff_max_secs", source.backoff_max_secs)] {
+    for (name, value) in [
+        ("backoff_base_secs", source.backoff_base_secs),
+        ("backoff_max_secs", source.backoff_max_secs),
+    ] {
         if !(value.is_finite() && (0.0..=3600.0).contains(&value)) {
-            return Err(ConfigError(format!("{} must be from 0 to 3600 seconds, got {value}", key(name))));
+            return Err(ConfigError(format!(
+                "{} must be from 0 to 3600 seconds, got {value}",
+                key(name)
+            )));
         }
     }
     let max_page_size = source.family.max_page_size();

@@ -219,3 +219,25 @@ fn from_toml_names_keys_too() {
         "{wrong_type}"
     );
 }
+
+#[test]
+fn credentials_from_the_environment_are_kept_as_text() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ANYA_SOURCES__DANBOORU__LOGIN", "true");
+        jail.set_env("ANYA_SOURCES__DANBOORU__API_KEY", "007");
+        jail.set_env("ANYA_SOURCES__GELBOORU__USER_ID", "0123");
+        jail.set_env("ANYA_SOURCES__GELBOORU__API_KEY", "12.50");
+
+        let config = load(None)?;
+
+        let secret = |source: &str, pick: fn(&anya_image_api::config::SourceConfig) -> _| {
+            let field: &Option<anya_image_api::config::Secret> = pick(&config.sources[source]);
+            field.as_ref().unwrap().expose().to_string()
+        };
+        assert_eq!(secret("danbooru", |s| &s.login), "true");
+        assert_eq!(secret("danbooru", |s| &s.api_key), "007");
+        assert_eq!(secret("gelbooru", |s| &s.user_id), "0123");
+        assert_eq!(secret("gelbooru", |s| &s.api_key), "12.50");
+        Ok(())
+    });
+}

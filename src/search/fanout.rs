@@ -110,7 +110,7 @@ impl Fanout {
         for id in enabled.into_iter().filter(|id| !query.sources.contains(id)) {
             reports.insert(id, SourceReport::new(SourceStatus::Skipped));
         }
-        let result = SearchResult::new(merge(posts), reports, started.elapsed());
+        let result = SearchResult::new(&merge(posts), reports, started.elapsed());
         log_outcome(&query, &result);
         let outcome = if result.partial {
             "partial"

@@ -219,12 +219,12 @@ impl SearchService {
             self.metrics
                 .search_finished("cached", started.elapsed().as_secs_f64());
             span.in_scope(|| {
-                tracing::debug!(total = result.images.len(), "search answered from cache")
+                tracing::debug!(total = result.images.len(), "search answered from cache");
             });
         } else {
             self.metrics.cache_misses.inc();
         }
-        Ok(SearchPage::cut(result, &query, cached, started.elapsed()))
+        Ok(SearchPage::cut(&result, &query, cached, started.elapsed()))
     }
 
     /// Runs tag discovery alone on the asked sources; no post pages are fetched.

@@ -40,11 +40,11 @@ pub struct SearchResult {
 impl SearchResult {
     /// Stores ranked images and their reports.
     pub fn new(
-        images: Vec<Image>,
+        images: &[Image],
         sources: BTreeMap<SourceId, SourceReport>,
         elapsed: Duration,
     ) -> SearchResult {
-        let images = images.into_iter().map(store).collect();
+        let images = images.iter().map(store).collect();
         let partial = sources.values().any(|report| {
             !matches!(
                 report.status,
@@ -60,8 +60,8 @@ impl SearchResult {
     }
 }
 
-fn store(image: Image) -> StoredImage {
-    let text = serde_json::to_string(&image).expect("images always serialise");
+fn store(image: &Image) -> StoredImage {
+    let text = serde_json::to_string(image).expect("images always serialise");
     StoredImage {
         rating: image.rating,
         json: RawValue::from_string(text).expect("serde_json output is valid JSON"),
@@ -138,7 +138,7 @@ impl Serialize for PageImages {
 impl SearchPage {
     /// Cuts the page `query` asks for out of `result`, applying its rating filter.
     pub fn cut(
-        result: Arc<SearchResult>,
+        result: &Arc<SearchResult>,
         query: &SearchQuery,
         cached: bool,
         elapsed: Duration,
@@ -149,11 +149,11 @@ impl SearchPage {
             .fold(0u8, |mask, rating| mask | rating.bit());
         let per_page = u64::from(query.per_page.max(1));
         let start = u64::from(query.page.max(1) - 1).saturating_mul(per_page);
-        let (total, indices) = select(&result, mask, start, per_page);
+        let (total, indices) = select(result, mask, start, per_page);
         SearchPage {
             query: query_echo(query),
             images: PageImages {
-                result: Arc::clone(&result),
+                result: Arc::clone(result),
                 indices,
             },
             total,
@@ -253,24 +253,24 @@ mod tests {
             Rating::Sensitive,
             Rating::General,
         ];
-        let images = ratings
+        let images: Vec<Image> = ratings
             .iter()
             .enumerate()
             .map(|(n, r)| image(n as u32, *r))
             .collect();
-        Arc::new(SearchResult::new(images, BTreeMap::new(), Duration::ZERO))
+        Arc::new(SearchResult::new(&images, BTreeMap::new(), Duration::ZERO))
     }
 
     #[test]
     fn pages_are_cut_from_the_ranked_result() {
         let page = SearchPage::cut(
-            result(),
+            &result(),
             &query(2, 2, Rating::ALL.to_vec()),
             true,
             Duration::ZERO,
         );
         assert_eq!(
-            (page.total, page.max_pages, page.images.indices.clone()),
+            (page.total, page.max_pages, page.images.indices),
             (5, 3, vec![2, 3])
         );
     }
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn a_page_past_the_end_is_empty() {
         let page = SearchPage::cut(
-            result(),
+            &result(),
             &query(9, 2, Rating::ALL.to_vec()),
             true,
             Duration::ZERO,
@@ -290,14 +290,14 @@ mod tests {
     #[test]
     fn the_rating_filter_counts_and_pages_only_kept_images() {
         let page = SearchPage::cut(
-            result(),
+            &result(),
             &query(1, 2, vec![Rating::General]),
             false,
             Duration::ZERO,
         );
         assert_eq!(
-            (page.total, page.max_pages, page.images.indices.clone()),
-            (3, 2, vec![0, 2])
+            (page.total, page.max_pages, page.images.indices.as_slice()),
+            (3, 2, [0, 2].as_slice())
         );
         let json = serde_json::to_value(&page).unwrap();
         assert_eq!(json["images"][1]["md5"], format!("{:032x}", 2));

@@ -49,8 +49,16 @@ pub struct Admission<'a> {
 impl Circuit {
     /// A breaker that opens after `threshold` failures in a row and stays open `cooldown`.
     pub fn new(threshold: u32, cooldown: Duration) -> Circuit {
-        let inner = Inner { state: CircuitState::Closed, failures: 0, opened_at: None };
-        Circuit { threshold: threshold.max(1), cooldown, inner: Mutex::new(inner) }
+        let inner = Inner {
+            state: CircuitState::Closed,
+            failures: 0,
+            opened_at: None,
+        };
+        Circuit {
+            threshold: threshold.max(1),
+            cooldown,
+            inner: Mutex::new(inner),
+        }
     }
 
     /// The current state.
@@ -69,7 +77,11 @@ impl Circuit {
             }
             CircuitState::Open | CircuitState::HalfOpen => return Err(self.refusal(&inner)),
         };
-        Ok(Admission { circuit: self, probe, recorded: false })
+        Ok(Admission {
+            circuit: self,
+            probe,
+            recorded: false,
+        })
     }
 
     /// Records how an admitted request ended.
@@ -94,7 +106,9 @@ impl Circuit {
     }
 
     fn cooled_down(&self, inner: &Inner) -> bool {
-        inner.opened_at.is_none_or(|at| at.elapsed() >= self.cooldown)
+        inner
+            .opened_at
+            .is_none_or(|at| at.elapsed() >= self.cooldown)
     }
 
     fn refusal(&self, inner: &Inner) -> UpstreamError {
@@ -102,7 +116,10 @@ impl Circuit {
             .opened_at
             .map(|at| self.cooldown.saturating_sub(at.elapsed()))
             .unwrap_or(self.cooldown);
-        UpstreamError::CircuitOpen { failures: inner.failures, retry_in_secs: left.as_secs().max(1) }
+        UpstreamError::CircuitOpen {
+            failures: inner.failures,
+            retry_in_secs: left.as_secs().max(1),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -125,7 +142,10 @@ mod tests {
     use super::*;
 
     fn failure() -> UpstreamError {
-        UpstreamError::Unavailable { status: 503, retry_after: None }
+        UpstreamError::Unavailable {
+            status: 503,
+            retry_after: None,
+        }
     }
 
     fn fail(circuit: &Circuit) {
@@ -142,7 +162,10 @@ mod tests {
         fail(&circuit);
         assert_eq!(circuit.state(), CircuitState::Open);
         let refused = circuit.admit().unwrap_err();
-        assert!(refused.to_string().contains("paused after 3 failures"), "{refused}");
+        assert!(
+            refused.to_string().contains("paused after 3 failures"),
+            "{refused}"
+        );
     }
 
     #[test]
@@ -159,7 +182,10 @@ mod tests {
     fn refusals_that_are_not_upstream_failures_do_not_count() {
         let circuit = Circuit::new(1, Duration::from_secs(60));
         let admission = circuit.admit().unwrap();
-        let rejected = UpstreamError::Rejected { status: 422, reason: "too many tags".into() };
+        let rejected = UpstreamError::Rejected {
+            status: 422,
+            reason: "too many tags".into(),
+        };
         circuit.record(admission, Some(&rejected));
         assert_eq!(circuit.state(), CircuitState::Closed);
     }

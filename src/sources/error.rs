@@ -78,7 +78,11 @@ impl UpstreamError {
     /// Whether the failure says something about the upstream's health (and so counts
     /// toward pausing the source), rather than about the request.
     pub fn is_upstream_failure(&self) -> bool {
-        self.is_retryable() || matches!(self, UpstreamError::Challenge { .. } | UpstreamError::TooLarge { .. })
+        self.is_retryable()
+            || matches!(
+                self,
+                UpstreamError::Challenge { .. } | UpstreamError::TooLarge { .. }
+            )
     }
 
     /// A short stable name for the kind of failure, for metrics and logs.
@@ -98,7 +102,7 @@ impl UpstreamError {
     }
 
     /// A body that could not be parsed as `expected`.
-    pub fn malformed(expected: &'static str, detail: impl ToString) -> UpstreamError {
+    pub fn malformed(expected: &'static str, detail: impl std::fmt::Display) -> UpstreamError {
         UpstreamError::Malformed {
             expected,
             detail: truncate(&detail.to_string(), 160),

@@ -51,3 +51,4 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
     };
     (status, text("code"), text("message"))
 }
+pub mod sim;

@@ -1,0 +1,223 @@
+//! Every fault the simulator can inject, end to end: the search still answers 200 by its
+//! deadline, the faulty source says what happened, every other source is complete, and the
+//! service stays healthy.
+
+mod common;
+
+use std::time::Duration;
+
+use anya_sim::{Fault, FaultRule, SimFamily, World};
+use common::sim::{self, Stack};
+use serde_json::Value;
+
+const ANYA: &str = "anya_forger";
+const QUERY: &str = "character=Anya%20Forger&series=Spy%20x%20Family";
+
+/// Two Moebooru sources with the same 250 Anya images: `konachan` is the one that fails,
+/// `yandere` the healthy witness. Pages are 100 posts, so a search takes 3 pages each.
+fn world() -> World {
+    let mut world = World::new();
+    for id in ["konachan", "yandere"] {
+        world.source(id, SimFamily::Moebooru).tag(ANYA, 4).max_limit(100).posts(0..250, &[ANYA]);
+    }
+    world
+}
+
+const FAST: &str = "[sources.konachan]\npage_size = 100\n[sources.yandere]\npage_size = 100\n";
+
+async fn stack_with(fault: FaultRule, overrides: &str) -> Stack {
+    let stack = sim::start_layered(world(), &[FAST, overrides]).await;
+    stack.sim.add_fault("konachan", fault);
+    stack
+}
+
+/// Searches, then checks the witness is complete and the service healthy; returns the
+/// faulty source's report.
+async fn search_and_check(stack: &Stack) -> Value {
+    let answer = stack.search(QUERY).await;
+    let witness = &answer["sources"]["yandere"];
+    assert_eq!(witness["status"], "ok", "{witness}");
+    assert_eq!(witness["posts"], 250);
+    assert_eq!(answer["total"], 250, "the witness alone has every image");
+    let (status, health) = stack.get("/healthz").await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    answer["sources"]["konachan"].clone()
+}
+
+fn on_pages(fault: Fault) -> FaultRule {
+    FaultRule::always(fault).on_path("/post.json")
+}
+
+fn error_of(report: &Value) -> String {
+    report["error"].as_str().unwrap_or_else(|| panic!("no error sentence: {report}")).to_string()
+}
+
+#[tokio::test]
+async fn http_500_is_retried_then_reported() {
+    let stack = stack_with(on_pages(Fault::Status(500)), "").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "error", "{report}");
+    assert!(error_of(&report).contains("HTTP 500"), "{report}");
+    let page_one = stack.sim.requests_for("konachan").into_iter().filter(|r| r.path == "/post.json");
+    assert_eq!(page_one.count(), 3, "the first try and two retries");
+}
+
+#[tokio::test]
+async fn http_503_on_one_page_makes_the_source_partial() {
+    let fault = FaultRule::always(Fault::Unavailable { retry_after: None }).on_param("page", "2");
+    let stack = stack_with(fault, "").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(report["pages"], 2);
+    assert!(error_of(&report).contains("HTTP 503"), "{report}");
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_the_wait_the_upstream_asked_for() {
+    let fault = FaultRule::times(Fault::TooManyRequests { retry_after: Some("1".into()) }, 1)
+        .on_path("/post.json");
+    let stack = stack_with(fault, "").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "ok", "{report}");
+    let pages: Vec<_> = stack
+        .sim
+        .requests_for("konachan")
+        .into_iter()
+        .filter(|r| r.path == "/post.json")
+        .collect();
+    let refused = pages.iter().find(|r| r.status == Some(429)).expect("one 429");
+    let retried = pages
+        .iter()
+        .find(|r| r.at > refused.at && r.param("page") == refused.param("page"))
+        .expect("the refused page was asked again");
+    assert!(retried.at - refused.at >= Duration::from_millis(990), "waited {:?}", retried.at - refused.at);
+}
+
+#[tokio::test]
+async fn a_hung_upstream_times_out_at_the_deadline_and_frees_its_permits() {
+    let stack = stack_with(on_pages(Fault::Hang), "[search]\ndeadline_secs = 1\n").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "timeout", "{report}");
+    assert!(error_of(&report).contains("deadline"), "{report}");
+    let stats = stack.state.driver.stats("konachan").unwrap();
+    assert_eq!(stats.in_flight, 0, "cancelled requests gave their permits back");
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_an_error_that_says_so() {
+    let stack = stack_with(on_pages(Fault::Reset), "").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "error", "{report}");
+    assert!(error_of(&report).contains("connection"), "{report}");
+}
+
+#[tokio::test]
+async fn malformed_json_is_an_error_that_says_so() {
+    let stack = stack_with(on_pages(Fault::Malformed), "").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "error", "{report}");
+    assert!(error_of(&report).contains("not the expected"), "{report}");
+}
+
+#[tokio::test]
+async fn a_truncated_body_is_an_error() {
+    let stack = stack_with(on_pages(Fault::Truncated), "").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "error", "{report}");
+    assert!(error_of(&report).contains("connection broke"), "{report}");
+}
+
+#[tokio::test]
+async fn a_challenge_page_is_reported_and_not_retried() {
+    let stack = stack_with(on_pages(Fault::Challenge), "").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "error", "{report}");
+    assert!(error_of(&report).contains("challenge page"), "{report}");
+    let pages = stack.sim.requests_for("konachan").into_iter().filter(|r| r.path == "/post.json");
+    assert_eq!(pages.count(), 1);
+}
+
+#[tokio::test]
+async fn an_empty_200_where_json_belongs_is_an_error() {
+    let stack = stack_with(on_pages(Fault::Empty), "").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "error", "{report}");
+    assert!(error_of(&report).contains("not the expected"), "{report}");
+}
+
+#[tokio::test]
+async fn a_body_over_the_cap_is_refused() {
+    let overrides = "[upstream]\nmax_body_bytes = 400000\n";
+    let stack = stack_with(on_pages(Fault::Oversized(1_000_000)), overrides).await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "error", "{report}");
+    assert!(error_of(&report).contains("more than 400000 bytes"), "{report}");
+}
+
+#[tokio::test]
+async fn a_failing_source_is_paused_and_shown_as_such() {
+    let overrides = "[sources.konachan]\ncircuit_failures = 3\nmax_retries = 2\n";
+    let stack = stack_with(FaultRule::always(Fault::Status(503)), overrides).await;
+    search_and_check(&stack).await;
+    stack.sim.clear_requests();
+
+    let again = stack.search(&format!("{QUERY}&fresh=true")).await;
+
+    let report = &again["sources"]["konachan"];
+    assert_eq!(report["status"], "error");
+    assert!(error_of(report).contains("paused after"), "{report}");
+    assert!(stack.sim.requests_for("konachan").is_empty(), "a paused source is not asked");
+    let (_, sources) = stack.get("/v1/sources").await;
+    let konachan = sources["sources"].as_array().unwrap().iter().find(|s| s["id"] == "konachan").unwrap().clone();
+    assert_eq!(konachan["circuit"], "open", "{konachan}");
+}
+
+#[tokio::test]
+async fn all_six_sources_failing_is_still_an_answer() {
+    let mut world = World::new();
+    let families = [
+        ("safebooru", SimFamily::GelbooruV02),
+        ("danbooru", SimFamily::Danbooru),
+        ("gelbooru", SimFamily::Gelbooru),
+        ("yandere", SimFamily::Moebooru),
+        ("konachan", SimFamily::Moebooru),
+        ("tbib", SimFamily::GelbooruV02),
+    ];
+    for (id, family) in families {
+        world.source(id, family).tag(ANYA, 4).posts(0..10, &[ANYA]);
+    }
+    let stack = sim::start(world, "").await;
+    for (id, _) in families {
+        stack.sim.add_fault(id, FaultRule::always(Fault::Status(500)));
+    }
+
+    let answer = stack.search(QUERY).await;
+
+    assert_eq!(answer["total"], 0);
+    assert_eq!(answer["partial"], true);
+    for (id, _) in families {
+        let report = &answer["sources"][id];
+        assert_eq!(report["status"], "error", "{id}: {report}");
+        assert!(error_of(report).contains("HTTP 500"), "{id}: {report}");
+    }
+}
