@@ -5,13 +5,14 @@
 //! | --- | --- |
 //! | `GET /_sim/healthz` | `{"status":"ok"}` |
 //! | `GET /_sim/sources` | `[{"source","family","base_url","posts","tags","max_in_flight"}]` |
-//! | `GET /_sim/requests` | `[{"source","path","query":[[k,v]],"at_ms","status"}]`, `at_ms` since start |
+//! | `GET /_sim/requests` | `[{"source","path","query":[[k,v]],"at_ms","status"}]` |
 //! | `DELETE /_sim/requests` | forgets requests, restarts in-flight maxima |
 //! | `POST /_sim/faults` | `{"source":"danbooru","rule":{"fault":{"status":503},"times":2}}` |
 //! | `DELETE /_sim/faults/<source>` | removes that source's rules |
 //! | `POST /_sim/latency` | `{"source":"danbooru","min_ms":50,"max_ms":200}`; no `source` = all |
 //!
-//! Bad input gets 400 with `{"error": "..."}`; changes answer 204.
+//! `at_ms` counts milliseconds from the simulator's start. Bad input gets 400 with
+//! `{"error": "..."}`; changes answer 204.
 
 use std::time::Duration;
 

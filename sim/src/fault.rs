@@ -148,7 +148,10 @@ pub(crate) fn action(fault: &Fault, family: Option<SimFamily>) -> Action {
 const MALFORMED: &str = r#"[{"id":1,"md5":"0123456789abcdef0123456789abcdef","tags":"anya_(spy_x"#;
 
 /// A full page body, of which [`truncated`] sends only the first part.
-const TRUNCATED_FULL: &str = r#"[{"id":2,"md5":"fedcba9876543210fedcba9876543210","tags":"spy_x_family","rating":"g"},{"id":1,"md5":"0123456789abcdef0123456789abcdef","tags":"spy_x_family","rating":"g"}]"#;
+const TRUNCATED_FULL: &str = concat!(
+    r#"[{"id":2,"md5":"fedcba9876543210fedcba9876543210","tags":"spy_x_family","rating":"g"},"#,
+    r#"{"id":1,"md5":"0123456789abcdef0123456789abcdef","tags":"spy_x_family","rating":"g"}]"#
+);
 
 fn plain(code: u16, content_type: &'static str, body: &str) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_owned()));

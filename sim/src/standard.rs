@@ -13,16 +13,19 @@ const SERIES: &str = "spy_x_family";
 impl World {
     /// A realistic Spy x Family scenario, stable across releases.
     ///
-    /// Image indices (equal index = equal MD5 across sources) and post counts:
+    /// Image indices (equal index = equal MD5 across sources) of Anya's posts:
     ///
-    /// | source (family) | Anya tag: images | Anya posts | also |
-    /// | --- | --- | --- | --- |
-    /// | `danbooru` (danbooru) | `anya_(spy_x_family)`: 0..1500 | 1500 (30 restricted: image % 50 == 7) | aliases `anya_forger`, `yor_forger` |
-    /// | `gelbooru` (gelbooru) | `anya_(spy_x_family)`: 200..1500, 3000..3200 | 1500 | no credentials required |
-    /// | `safebooru` (gelbooru_v02, JSON tags) | `anya_(spy_x_family)`: 0..900, 1200..1300, 3100..3300 | 1200 | all rated general |
-    /// | `tbib` (gelbooru_v02, XML tags) | `anya_(spy_x_family)`: 500..1500, 3200..3400; `forger_anya`: 3400..3412 | 1200 + 12 | |
-    /// | `yandere` (moebooru) | `anya_forger`: 1000..1300, 4000..4300 | 600 | |
-    /// | `konachan` (moebooru, reduced fields) | `anya_forger`: 1200..1350, 4200..4450 | 400 | all rated safe |
+    /// - `danbooru` (danbooru): `anya_(spy_x_family)` on 0..1500, 1500 posts, of which 30
+    ///   are restricted (image % 50 == 7); aliases `anya_forger` and `yor_forger`.
+    /// - `gelbooru` (gelbooru, no credentials required): `anya_(spy_x_family)` on
+    ///   200..1500 and 3000..3200, 1500 posts.
+    /// - `safebooru` (gelbooru_v02, JSON tags, all rated general): `anya_(spy_x_family)`
+    ///   on 0..900, 1200..1300 and 3100..3300, 1200 posts.
+    /// - `tbib` (gelbooru_v02, XML tags): `anya_(spy_x_family)` on 500..1500 and
+    ///   3200..3400, 1200 posts; `forger_anya` on 3400..3412, 12 posts.
+    /// - `yandere` (moebooru): `anya_forger` on 1000..1300 and 4000..4300, 600 posts.
+    /// - `konachan` (moebooru, reduced fields, all rated safe): `anya_forger` on
+    ///   1200..1350 and 4200..4450, 400 posts.
     ///
     /// The union of Anya images is 2362 distinct MD5s (0..1500, 3000..3412, 4000..4450);
     /// images 1200..1300 are on all six sources. Images 1200..1500 also show Yor

@@ -85,7 +85,10 @@ async fn deep_pages_get_410() {
     ))
     .await;
     assert_eq!(answer.status, 410);
-    let expected = r#"{"success":false,"error":"PaginationExtension::PaginationError","message":"You cannot go beyond page 1000."}"#;
+    let expected = concat!(
+        r#"{"success":false,"error":"PaginationExtension::PaginationError","#,
+        r#""message":"You cannot go beyond page 1000."}"#
+    );
     assert_eq!(
         answer.json(),
         serde_json::from_str::<Value>(expected).unwrap()
@@ -140,7 +143,10 @@ async fn counts_follow_the_search() {
 async fn tag_search_orders_by_count_and_filters() {
     let sim = start().await;
     let base = sim.base_url("danbooru");
-    let query = "search[name_matches]=*anya*&search[order]=count&search[category]=4&search[hide_empty]=true&limit=10";
+    let query = concat!(
+        "search[name_matches]=*anya*&search[order]=count&search[category]=4",
+        "&search[hide_empty]=true&limit=10"
+    );
     let tags = get(&format!("{base}/tags.json?{query}")).await.json();
     let names: Vec<&str> = tags
         .as_array()

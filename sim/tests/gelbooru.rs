@@ -291,3 +291,24 @@ async fn unknown_pages_are_404() {
     );
     assert_eq!(dapi(&sim, "tbib", "s=comment&json=1").await.status, 404);
 }
+
+#[tokio::test]
+async fn v02_without_an_account_gets_an_xml_error_with_200() {
+    let mut world = World::new();
+    world
+        .source("tbib", SimFamily::GelbooruV02)
+        .require_credentials("7", "key")
+        .posts(0..2, &["a"]);
+    let sim = Simulator::start(world).await.unwrap();
+    let denied = dapi(&sim, "tbib", "s=post&json=1&tags=a").await;
+    assert_eq!(denied.status, 200);
+    assert!(
+        denied
+            .body
+            .ends_with("<error>Missing authentication.</error>"),
+        "{}",
+        denied.body
+    );
+    let ok = dapi(&sim, "tbib", "s=post&json=1&tags=a&user_id=7&api_key=key").await;
+    assert_eq!(ok.json().as_array().unwrap().len(), 2);
+}

@@ -220,3 +220,27 @@ async fn unknown_paths_are_404() {
         404
     );
 }
+
+#[tokio::test]
+async fn wrong_logins_are_refused_but_anonymous_reads_work() {
+    let mut world = World::new();
+    world
+        .source("yandere", SimFamily::Moebooru)
+        .require_credentials("anya", "hash")
+        .posts(0..2, &["a"]);
+    let sim = Simulator::start(world).await.unwrap();
+    let base = sim.base_url("yandere");
+    assert_eq!(get(&format!("{base}/post.json?tags=a")).await.status, 200);
+    assert_eq!(
+        get(&format!("{base}/post.json?login=anya&password_hash=hash"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(&format!("{base}/post.json?login=anya&password_hash=nope"))
+            .await
+            .status,
+        403
+    );
+}

@@ -183,7 +183,7 @@ fn listing_page<T>(request: &SourceRequest, rows: Vec<T>) -> Vec<T> {
         .and_then(|p| p.parse::<usize>().ok())
         .unwrap_or(1);
     rows.into_iter()
-        .skip(page.saturating_sub(1) * limit)
+        .skip(page.saturating_sub(1).saturating_mul(limit))
         .take(limit)
         .collect()
 }

@@ -79,7 +79,7 @@ fn posts(request: &SourceRequest) -> Reply {
                 .param("pid")
                 .and_then(|p| p.trim().parse().ok())
                 .unwrap_or(0);
-            let offset = pid * limit;
+            let offset = pid.saturating_mul(limit);
             (
                 found.len(),
                 offset,
@@ -193,12 +193,13 @@ fn tags(request: &SourceRequest) -> Reply {
         .unwrap_or(0);
     let found = find_tags(request);
     let total = found.len();
-    let page: Vec<&TagEntry> = found.into_iter().skip(pid * limit).take(limit).collect();
+    let offset = pid.saturating_mul(limit);
+    let page: Vec<&TagEntry> = found.into_iter().skip(offset).take(limit).collect();
     let xml = !wants_json(request) || (is_v02(request) && request.source.tag_format_xml);
     match (xml, is_v02(request)) {
         (true, _) => Reply::xml(200, tags_xml(&page)),
         (false, true) => Reply::json(200, json_array(page.iter().map(|t| tag_json(t, true)))),
-        (false, false) => Reply::json(200, tags_envelope(&page, limit, pid * limit, total)),
+        (false, false) => Reply::json(200, tags_envelope(&page, limit, offset, total)),
     }
 }
 
@@ -312,14 +313,38 @@ struct GelbooruPost {
     title: &'static str,
     has_notes: &'static str,
     has_comments: &'static str,
+    #[serde(flatten)]
+    files: GelbooruFiles,
+    status: &'static str,
+    post_locked: u8,
+    has_children: &'static str,
+}
+
+/// The file URLs; without a sample, `sample_url` is empty and its size 0, as recorded.
+#[derive(Serialize)]
+struct GelbooruFiles {
     file_url: String,
     preview_url: String,
     sample_url: String,
     sample_height: u32,
     sample_width: u32,
-    status: &'static str,
-    post_locked: u8,
-    has_children: &'static str,
+}
+
+impl GelbooruFiles {
+    fn of(request: &SourceRequest, id: u64, md5: &str, media: &Media) -> GelbooruFiles {
+        let directory = format!("{}/{}", &md5[0..2], &md5[2..4]);
+        let link = |path: String| request.link(id, &path);
+        let sample = media.sample_850();
+        GelbooruFiles {
+            file_url: link(format!("/images/{directory}/{md5}.{}", media.ext)),
+            preview_url: link(format!("/thumbnails/{directory}/thumbnail_{md5}.jpg")),
+            sample_url: sample.map_or(String::new(), |_| {
+                link(format!("/samples/{directory}/sample_{md5}.jpg"))
+            }),
+            sample_height: sample.map_or(0, |s| s.1),
+            sample_width: sample.map_or(0, |s| s.0),
+        }
+    }
 }
 
 fn gelbooru_post(
@@ -331,9 +356,7 @@ fn gelbooru_post(
     let media = Media::of(post.id, image, spec);
     let md5 = image_md5(image);
     let directory = format!("{}/{}", &md5[0..2], &md5[2..4]);
-    let sample = media.sample_850();
     let (preview_width, preview_height) = media.fit(250);
-    let link = |path: String| request.link(post.id, &path);
     GelbooruPost {
         id: post.id,
         created_at: dates::gelbooru(media.created),
@@ -347,20 +370,14 @@ fn gelbooru_post(
         owner: "danbooru",
         creator_id: 6498,
         parent_id: 0,
-        sample: u8::from(sample.is_some()),
+        sample: u8::from(media.sample_850().is_some()),
         preview_height,
         preview_width,
         tags: post.tags.join(" "),
         title: "",
         has_notes: "false",
         has_comments: "false",
-        file_url: link(format!("/images/{directory}/{md5}.{}", media.ext)),
-        preview_url: link(format!("/thumbnails/{directory}/thumbnail_{md5}.jpg")),
-        sample_url: sample.map_or(String::new(), |_| {
-            link(format!("/samples/{directory}/sample_{md5}.jpg"))
-        }),
-        sample_height: sample.map_or(0, |s| s.1),
-        sample_width: sample.map_or(0, |s| s.0),
+        files: GelbooruFiles::of(request, post.id, &md5, &media),
         status: "active",
         post_locked: 0,
         has_children: "false",

@@ -107,14 +107,35 @@ fn tags(request: &SourceRequest) -> Reply {
             .param(key)
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
-    let pattern =
+    let found = find_tags(request);
+    let rows: Vec<&TagEntry> = match number("limit").unwrap_or(50) as usize {
+        0 => found,
+        limit => {
+            let page = number("page").unwrap_or(1).max(1) as usize;
+            let offset = (page - 1).saturating_mul(limit);
+            found.into_iter().skip(offset).take(limit).collect()
+        }
+    };
+    let json = rows.into_iter().map(|t| {
+        let row = json!({
+            "id": t.id, "name": t.name, "count": t.count, "type": t.category, "ambiguous": false,
+        });
+        row.to_string()
+    });
+    Reply::json(200, json_array(json))
+}
+
+fn find_tags<'a>(request: &'a SourceRequest) -> Vec<&'a TagEntry> {
+    let number = |key: &str| {
         request
-            .param("name")
-            .filter(|n| !n.is_empty())
-            .map(|name| match name.contains('*') {
-                true => name.to_owned(),
-                false => format!("*{name}*"),
-            });
+            .param(key)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let name = request.param("name").filter(|n| !n.is_empty());
+    let pattern = name.map(|name| match name.contains('*') {
+        true => name.to_owned(),
+        false => format!("*{name}*"),
+    });
     let (kind, id, after_id) = (number("type"), number("id"), number("after_id"));
     let keep = |tag: &TagEntry| {
         pattern.as_deref().is_none_or(|p| glob_match(p, &tag.name))
@@ -127,23 +148,7 @@ fn tags(request: &SourceRequest) -> Reply {
         Some("date") => TagOrder::IdDesc,
         _ => TagOrder::NameAsc,
     };
-    let found = request.source.select_tags(keep, order);
-    let rows: Vec<&TagEntry> = match number("limit").unwrap_or(50) as usize {
-        0 => found,
-        limit => {
-            let page = number("page").unwrap_or(1).max(1) as usize;
-            found
-                .into_iter()
-                .skip((page - 1) * limit)
-                .take(limit)
-                .collect()
-        }
-    };
-    let json = rows.into_iter().map(|t| {
-        let row = json!({ "id": t.id, "name": t.name, "count": t.count, "type": t.category, "ambiguous": false });
-        row.to_string()
-    });
-    Reply::json(200, json_array(json))
+    request.source.select_tags(keep, order)
 }
 
 fn render(request: &SourceRequest, post: &Post) -> String {
@@ -169,18 +174,10 @@ struct MoebooruPost {
     file_url: String,
     is_shown_in_index: bool,
     preview_url: String,
-    preview_width: u32,
-    preview_height: u32,
-    actual_preview_width: u32,
-    actual_preview_height: u32,
     sample_url: String,
-    sample_width: u32,
-    sample_height: u32,
-    sample_file_size: u64,
     jpeg_url: String,
-    jpeg_width: u32,
-    jpeg_height: u32,
-    jpeg_file_size: u64,
+    #[serde(flatten)]
+    sizes: Sizes,
     rating: &'static str,
     has_children: bool,
     parent_id: Option<u64>,
@@ -194,6 +191,46 @@ struct MoebooruPost {
     frames: [u8; 0],
     #[serde(flatten)]
     full: Option<YandereFields>,
+}
+
+/// The sizes of the preview, sample and JPEG versions.
+#[derive(Serialize)]
+struct Sizes {
+    preview_width: u32,
+    preview_height: u32,
+    actual_preview_width: u32,
+    actual_preview_height: u32,
+    sample_width: u32,
+    sample_height: u32,
+    sample_file_size: u64,
+    jpeg_width: u32,
+    jpeg_height: u32,
+    jpeg_file_size: u64,
+}
+
+impl Sizes {
+    /// Previews fit 150 px (300 px actual), samples 1500 px; a PNG has a separate JPEG.
+    fn of(media: &Media) -> Sizes {
+        let (preview_width, preview_height) = media.fit(150);
+        let (actual_preview_width, actual_preview_height) = media.fit(300);
+        let (sample_width, sample_height) = media.fit(1500);
+        Sizes {
+            preview_width,
+            preview_height,
+            actual_preview_width,
+            actual_preview_height,
+            sample_width,
+            sample_height,
+            sample_file_size: u64::from(sample_width) * u64::from(sample_height) / 5,
+            jpeg_width: media.width,
+            jpeg_height: media.height,
+            jpeg_file_size: if media.ext == "png" {
+                media.file_size / 3
+            } else {
+                0
+            },
+        }
+    }
 }
 
 /// The fields yande.re prints and Konachan's older fork does not.
@@ -212,9 +249,6 @@ struct YandereFields {
 fn generated(request: &SourceRequest, post: &Post, image: u64, spec: &PostSpec) -> MoebooruPost {
     let media = Media::of(post.id, image, spec);
     let urls = urls(request, post, image, &media);
-    let (preview_width, preview_height) = media.fit(150);
-    let (actual_preview_width, actual_preview_height) = media.fit(300);
-    let (sample_width, sample_height) = media.fit(1500);
     let h = mix(post.id);
     MoebooruPost {
         id: post.id,
@@ -228,20 +262,7 @@ fn generated(request: &SourceRequest, post: &Post, image: u64, spec: &PostSpec) 
         md5: image_md5(image),
         file_size: media.file_size,
         is_shown_in_index: true,
-        preview_width,
-        preview_height,
-        actual_preview_width,
-        actual_preview_height,
-        sample_width,
-        sample_height,
-        sample_file_size: u64::from(sample_width) * u64::from(sample_height) / 5,
-        jpeg_width: spec.width,
-        jpeg_height: spec.height,
-        jpeg_file_size: if media.ext == "png" {
-            media.file_size / 3
-        } else {
-            0
-        },
+        sizes: Sizes::of(&media),
         rating: spec.rating.safe_letter(),
         has_children: false,
         parent_id: None,
@@ -253,7 +274,17 @@ fn generated(request: &SourceRequest, post: &Post, image: u64, spec: &PostSpec) 
         frames_pending: [],
         frames_string: "",
         frames: [],
-        full: (!request.source.reduced_fields).then(|| YandereFields {
+        full: (!request.source.reduced_fields).then(|| YandereFields::of(&media, h)),
+        file_url: urls.file,
+        preview_url: urls.preview,
+        sample_url: urls.sample,
+        jpeg_url: urls.jpeg,
+    }
+}
+
+impl YandereFields {
+    fn of(media: &Media, h: u64) -> YandereFields {
+        YandereFields {
             updated_at: media.created + (h % 86_400) as i64,
             approver_id: None,
             file_ext: media.ext,
@@ -262,11 +293,7 @@ fn generated(request: &SourceRequest, post: &Post, image: u64, spec: &PostSpec) 
             is_note_locked: false,
             last_noted_at: 0,
             last_commented_at: 0,
-        }),
-        file_url: urls.file,
-        preview_url: urls.preview,
-        sample_url: urls.sample,
-        jpeg_url: urls.jpeg,
+        }
     }
 }
 
