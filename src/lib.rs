@@ -6,10 +6,15 @@
 //! - [`api`]: the axum router, request validation and the one mapping of errors to HTTP.
 //! - [`cache`]: the result cache (two-hour TTL) and single flight of identical searches.
 //! - [`search`]: one search: tag discovery, parallel paging per source, merge.
-//! - [`sources`]: the upstream driver (limits, permits, body caps) and one adapter per API
-//!   family.
+//! - [`sources`]: the upstream driver (limits, permits, retries, circuit breaker, body caps)
+//!   and one adapter per API family.
 //! - [`config`]: the layered, validated configuration.
 //! - [`model`]: the vocabulary the layers share.
+//!
+//! Around them: [`app`] holds the state every request shares, [`server`] serves the router
+//! with a graceful stop, [`telemetry`] sets up logging, and [`metrics`] keeps the
+//! Prometheus registry. The binary (`src/main.rs`) only parses its command line and calls
+//! these. The upstream simulator the tests run against is the `anya-sim` crate in `sim/`.
 
 pub mod api;
 pub mod app;
