@@ -9,7 +9,7 @@
 //!
 //! Modules, from data to wire:
 //!
-//! - [`world`]: the builder of sources, tags, aliases and posts.
+//! - `world`: the builder of sources, tags, aliases and posts.
 //! - `post`: ratings, post specs, the per-image MD5, recorded post facts.
 //! - `recorded`: finding post objects in recorded response bodies.
 //! - `standard`: the Spy x Family scenario of [`World::standard`].
@@ -35,7 +35,7 @@ mod recorded;
 mod server;
 mod service;
 mod standard;
-pub mod world;
+mod world;
 
 pub use fault::{Fault, FaultRule};
 pub use post::{PostSpec, Rating, image_md5};
