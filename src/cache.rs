@@ -123,6 +123,11 @@ where
         self.entries.get(key)
     }
 
+    /// Forgets the stored value for `key`, if any.
+    pub fn invalidate(&self, key: &K) {
+        self.entries.invalidate(key);
+    }
+
     /// Number of stored values (approximate until pending maintenance runs).
     pub fn entry_count(&self) -> u64 {
         self.entries.entry_count()

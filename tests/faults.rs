@@ -18,7 +18,11 @@ const QUERY: &str = "character=Anya%20Forger&series=Spy%20x%20Family";
 fn world() -> World {
     let mut world = World::new();
     for id in ["konachan", "yandere"] {
-        world.source(id, SimFamily::Moebooru).tag(ANYA, 4).max_limit(100).posts(0..250, &[ANYA]);
+        world
+            .source(id, SimFamily::Moebooru)
+            .tag(ANYA, 4)
+            .max_limit(100)
+            .posts(0..250, &[ANYA]);
     }
     world
 }
@@ -49,7 +53,10 @@ fn on_pages(fault: Fault) -> FaultRule {
 }
 
 fn error_of(report: &Value) -> String {
-    report["error"].as_str().unwrap_or_else(|| panic!("no error sentence: {report}")).to_string()
+    report["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error sentence: {report}"))
+        .to_string()
 }
 
 #[tokio::test]
@@ -60,7 +67,11 @@ async fn http_500_is_retried_then_reported() {
 
     assert_eq!(report["status"], "error", "{report}");
     assert!(error_of(&report).contains("HTTP 500"), "{report}");
-    let page_one = stack.sim.requests_for("konachan").into_iter().filter(|r| r.path == "/post.json");
+    let page_one = stack
+        .sim
+        .requests_for("konachan")
+        .into_iter()
+        .filter(|r| r.path == "/post.json");
     assert_eq!(page_one.count(), 3, "the first try and two retries");
 }
 
@@ -78,8 +89,13 @@ async fn http_503_on_one_page_makes_the_source_partial() {
 
 #[tokio::test]
 async fn a_429_is_retried_after_the_wait_the_upstream_asked_for() {
-    let fault = FaultRule::times(Fault::TooManyRequests { retry_after: Some("1".into()) }, 1)
-        .on_path("/post.json");
+    let fault = FaultRule::times(
+        Fault::TooManyRequests {
+            retry_after: Some("1".into()),
+        },
+        1,
+    )
+    .on_path("/post.json");
     let stack = stack_with(fault, "").await;
 
     let report = search_and_check(&stack).await;
@@ -91,12 +107,19 @@ async fn a_429_is_retried_after_the_wait_the_upstream_asked_for() {
         .into_iter()
         .filter(|r| r.path == "/post.json")
         .collect();
-    let refused = pages.iter().find(|r| r.status == Some(429)).expect("one 429");
+    let refused = pages
+        .iter()
+        .find(|r| r.status == Some(429))
+        .expect("one 429");
     let retried = pages
         .iter()
         .find(|r| r.at > refused.at && r.param("page") == refused.param("page"))
         .expect("the refused page was asked again");
-    assert!(retried.at - refused.at >= Duration::from_millis(990), "waited {:?}", retried.at - refused.at);
+    assert!(
+        retried.at - refused.at >= Duration::from_millis(990),
+        "waited {:?}",
+        retried.at - refused.at
+    );
 }
 
 #[tokio::test]
@@ -108,7 +131,10 @@ async fn a_hung_upstream_times_out_at_the_deadline_and_frees_its_permits() {
     assert_eq!(report["status"], "timeout", "{report}");
     assert!(error_of(&report).contains("deadline"), "{report}");
     let stats = stack.state.driver.stats("konachan").unwrap();
-    assert_eq!(stats.in_flight, 0, "cancelled requests gave their permits back");
+    assert_eq!(
+        stats.in_flight, 0,
+        "cancelled requests gave their permits back"
+    );
 }
 
 #[tokio::test]
@@ -149,7 +175,11 @@ async fn a_challenge_page_is_reported_and_not_retried() {
 
     assert_eq!(report["status"], "error", "{report}");
     assert!(error_of(&report).contains("challenge page"), "{report}");
-    let pages = stack.sim.requests_for("konachan").into_iter().filter(|r| r.path == "/post.json");
+    let pages = stack
+        .sim
+        .requests_for("konachan")
+        .into_iter()
+        .filter(|r| r.path == "/post.json");
     assert_eq!(pages.count(), 1);
 }
 
@@ -171,7 +201,10 @@ async fn a_body_over_the_cap_is_refused() {
     let report = search_and_check(&stack).await;
 
     assert_eq!(report["status"], "error", "{report}");
-    assert!(error_of(&report).contains("more than 400000 bytes"), "{report}");
+    assert!(
+        error_of(&report).contains("more than 400000 bytes"),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -186,9 +219,18 @@ async fn a_failing_source_is_paused_and_shown_as_such() {
     let report = &again["sources"]["konachan"];
     assert_eq!(report["status"], "error");
     assert!(error_of(report).contains("paused after"), "{report}");
-    assert!(stack.sim.requests_for("konachan").is_empty(), "a paused source is not asked");
+    assert!(
+        stack.sim.requests_for("konachan").is_empty(),
+        "a paused source is not asked"
+    );
     let (_, sources) = stack.get("/v1/sources").await;
-    let konachan = sources["sources"].as_array().unwrap().iter().find(|s| s["id"] == "konachan").unwrap().clone();
+    let konachan = sources["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "konachan")
+        .unwrap()
+        .clone();
     assert_eq!(konachan["circuit"], "open", "{konachan}");
 }
 
@@ -208,7 +250,9 @@ async fn all_six_sources_failing_is_still_an_answer() {
     }
     let stack = sim::start(world, "").await;
     for (id, _) in families {
-        stack.sim.add_fault(id, FaultRule::always(Fault::Status(500)));
+        stack
+            .sim
+            .add_fault(id, FaultRule::always(Fault::Status(500)));
     }
 
     let answer = stack.search(QUERY).await;
@@ -220,4 +264,27 @@ async fn all_six_sources_failing_is_still_an_answer() {
         assert_eq!(report["status"], "error", "{id}: {report}");
         assert!(error_of(report).contains("HTTP 500"), "{id}: {report}");
     }
+}
+
+#[tokio::test]
+async fn a_hung_tag_look_up_is_cut_at_the_deadline_and_not_remembered() {
+    let fault = FaultRule::always(Fault::Hang).on_path("/tag.json");
+    let stack = stack_with(fault, "[search]\ndeadline_secs = 1\n").await;
+
+    let report = search_and_check(&stack).await;
+    assert_eq!(report["status"], "timeout", "{report}");
+    let stats = stack.state.driver.stats("konachan").unwrap();
+    assert_eq!(stats.in_flight, 0, "the hung look-up gave its permit back");
+
+    stack.sim.clear_faults("konachan");
+    let again = stack.search(&format!("{QUERY}&sources=konachan")).await;
+    assert_eq!(
+        again["sources"]["konachan"]["status"], "ok",
+        "{}",
+        again["sources"]
+    );
+    assert_eq!(
+        again["sources"]["konachan"]["tags"],
+        serde_json::json!([ANYA])
+    );
 }

@@ -21,7 +21,8 @@ use crate::sources::{Site, UpstreamError};
 /// Discoveries are cached per source and name, like search results.
 pub type DiscoveryCache = ResultCache<(SourceId, NameQuery), DiscoveryEntry>;
 
-/// A cached discovery; failures are kept only for the short, partial lifetime.
+/// A cached discovery. Failures are dropped from the cache as soon as their askers have
+/// them, so they are never served to a later search.
 #[derive(Debug)]
 pub struct DiscoveryEntry(Result<Discovery, UpstreamError>);
 
@@ -189,20 +190,39 @@ impl Fanout {
         let key = (site.id.clone(), names.clone());
         let (driver, site, names_owned) = (self.driver.clone(), site.clone(), names.clone());
         let limit = self.config.search.tag_candidates;
+        // The look-up runs detached (concurrent searches share it), so it carries the
+        // deadline itself: a hung upstream must not hold a permit or the flight forever.
         let run = async move {
             let upstream = Upstream {
                 driver: &driver,
                 site: &site,
                 deadline,
             };
-            DiscoveryEntry(discovery::discover(upstream, &names_owned, limit).await)
+            let work = discovery::discover(upstream, &names_owned, limit);
+            let found = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, work)
+                    .await
+                    .unwrap_or(Err(UpstreamError::DeadlineExceeded)),
+                None => work.await,
+            };
+            DiscoveryEntry(found)
         };
-        match self.discoveries.get_or_run(key, fresh, || run).await {
+        let found = match self
+            .discoveries
+            .get_or_run(key.clone(), fresh, || run)
+            .await
+        {
             Some((entry, _)) => entry.0.clone(),
             None => Err(UpstreamError::Transport(
                 "tag discovery stopped unexpectedly".into(),
             )),
+        };
+        if found.is_err() {
+            // A failed look-up is not remembered: the next search asks again, and the
+            // circuit breaker keeps a failing site from being hammered.
+            self.discoveries.invalidate(&key);
         }
+        found
     }
 
     /// Discovery alone, for `/v1/tags`, bounded by the search deadline.

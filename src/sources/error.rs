@@ -41,6 +41,9 @@ pub enum UpstreamError {
         "the source is paused after {failures} failures in a row; it will be tried again in {retry_in_secs} s"
     )]
     CircuitOpen { failures: u32, retry_in_secs: u64 },
+    /// The search's deadline passed before the site answered.
+    #[error("the site did not answer before the search deadline")]
+    DeadlineExceeded,
     /// The body was larger than `upstream.max_body_bytes`.
     #[error("the site sent more than {limit_bytes} bytes")]
     TooLarge { limit_bytes: usize },
@@ -60,6 +63,7 @@ impl UpstreamError {
             // worse, so the circuit breaker backs off instead.
             UpstreamError::Challenge { .. }
             | UpstreamError::CircuitOpen { .. }
+            | UpstreamError::DeadlineExceeded
             | UpstreamError::Auth(_)
             | UpstreamError::Rejected { .. }
             | UpstreamError::TooLarge { .. } => false,
@@ -98,6 +102,7 @@ impl UpstreamError {
             UpstreamError::Malformed { .. } => "malformed",
             UpstreamError::TooLarge { .. } => "too_large",
             UpstreamError::CircuitOpen { .. } => "circuit_open",
+            UpstreamError::DeadlineExceeded => "deadline_exceeded",
         }
     }
 
