@@ -22,6 +22,12 @@ pub trait Cacheable: Send + Sync + 'static {
     fn weight_bytes(&self) -> usize;
     /// Whether the value is partial (kept for the short lifetime).
     fn is_partial(&self) -> bool;
+
+    /// Whether the value is worth keeping at all; one that is not reaches the askers of its
+    /// run and is then forgotten.
+    fn is_storable(&self) -> bool {
+        true
+    }
 }
 
 type Flight<V> = Shared<BoxFuture<'static, Option<Arc<V>>>>;
@@ -123,11 +129,6 @@ where
         self.entries.get(key)
     }
 
-    /// Forgets the stored value for `key`, if any.
-    pub fn invalidate(&self, key: &K) {
-        self.entries.invalidate(key);
-    }
-
     /// Number of stored values (approximate until pending maintenance runs).
     pub fn entry_count(&self) -> u64 {
         self.entries.entry_count()
@@ -195,7 +196,9 @@ where
                     key: key.clone(),
                 };
                 let value = Arc::new(run.await);
-                cache.entries.insert(key, Arc::clone(&value));
+                if value.is_storable() {
+                    cache.entries.insert(key, Arc::clone(&value));
+                }
                 value
             }
             .in_current_span(),

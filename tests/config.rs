@@ -230,14 +230,14 @@ fn credentials_from_the_environment_are_kept_as_text() {
 
         let config = load(None)?;
 
-        let secret = |source: &str, pick: fn(&anya_image_api::config::SourceConfig) -> _| {
-            let field: &Option<anya_image_api::config::Secret> = pick(&config.sources[source]);
+        let text = |field: &Option<anya_image_api::config::Secret>| {
             field.as_ref().unwrap().expose().to_string()
         };
-        assert_eq!(secret("danbooru", |s| &s.login), "true");
-        assert_eq!(secret("danbooru", |s| &s.api_key), "007");
-        assert_eq!(secret("gelbooru", |s| &s.user_id), "0123");
-        assert_eq!(secret("gelbooru", |s| &s.api_key), "12.50");
+        let (danbooru, gelbooru) = (&config.sources["danbooru"], &config.sources["gelbooru"]);
+        assert_eq!(text(&danbooru.login), "true");
+        assert_eq!(text(&danbooru.api_key), "007");
+        assert_eq!(text(&gelbooru.user_id), "0123");
+        assert_eq!(text(&gelbooru.api_key), "12.50");
         Ok(())
     });
 }

@@ -21,8 +21,8 @@ use crate::sources::{Site, UpstreamError};
 /// Discoveries are cached per source and name, like search results.
 pub type DiscoveryCache = ResultCache<(SourceId, NameQuery), DiscoveryEntry>;
 
-/// A cached discovery. Failures are dropped from the cache as soon as their askers have
-/// them, so they are never served to a later search.
+/// A cached discovery. A failed look-up is not stored: the next search asks again, and the
+/// circuit breaker keeps a failing site from being hammered.
 #[derive(Debug)]
 pub struct DiscoveryEntry(Result<Discovery, UpstreamError>);
 
@@ -42,7 +42,11 @@ impl Cacheable for DiscoveryEntry {
     }
 
     fn is_partial(&self) -> bool {
-        self.0.is_err()
+        false
+    }
+
+    fn is_storable(&self) -> bool {
+        self.0.is_ok()
     }
 }
 
@@ -207,22 +211,12 @@ impl Fanout {
             };
             DiscoveryEntry(found)
         };
-        let found = match self
-            .discoveries
-            .get_or_run(key.clone(), fresh, || run)
-            .await
-        {
+        match self.discoveries.get_or_run(key, fresh, || run).await {
             Some((entry, _)) => entry.0.clone(),
             None => Err(UpstreamError::Transport(
                 "tag discovery stopped unexpectedly".into(),
             )),
-        };
-        if found.is_err() {
-            // A failed look-up is not remembered: the next search asks again, and the
-            // circuit breaker keeps a failing site from being hammered.
-            self.discoveries.invalidate(&key);
         }
-        found
     }
 
     /// Discovery alone, for `/v1/tags`, bounded by the search deadline.
