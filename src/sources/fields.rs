@@ -749,3 +749,119 @@ mod tests {
         );
     }
 }
+
+/// Whatever an upstream sends, no parser may panic: arbitrary bytes, damaged fixtures and
+/// token soup go through every family's every parser.
+#[cfg(test)]
+mod never_panics {
+    use std::sync::LazyLock;
+
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::testing;
+    use crate::sources::Site;
+
+    const FIXTURES: [&str; 14] = [
+        include_str!("../../tests/fixtures/danbooru/posts.json"),
+        include_str!("../../tests/fixtures/danbooru/posts_2020.json"),
+        include_str!("../../tests/fixtures/danbooru/post_by_id.json"),
+        include_str!("../../tests/fixtures/danbooru/tags_order_count.json"),
+        include_str!("../../tests/fixtures/danbooru/tags_default_order_2017.json"),
+        include_str!("../../tests/fixtures/gelbooru/posts.json"),
+        include_str!("../../tests/fixtures/gelbooru/post_by_id.json"),
+        include_str!("../../tests/fixtures/gelbooru/posts_legacy_2017.xml"),
+        include_str!("../../tests/fixtures/gelbooru/tags_names.json"),
+        include_str!("../../tests/fixtures/safebooru/post_by_id.json"),
+        include_str!("../../tests/fixtures/konachan/posts.json"),
+        include_str!("../../tests/fixtures/konachan/post_by_id.json"),
+        include_str!("../../tests/fixtures/yandere/post.json"),
+        include_str!("../../tests/fixtures/yandere/post_api_v2_650982_with_pool.json"),
+    ];
+
+    /// Pieces of the families' JSON and XML, so random bodies often look almost right.
+    const TOKENS: [&str; 32] = [
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ":",
+        "\"",
+        "null",
+        "true",
+        "0",
+        "-1",
+        "1e999",
+        "18446744073709551616",
+        "\"id\"",
+        "\"md5\"",
+        "\"hash\"",
+        "\"post\"",
+        "\"posts\"",
+        "\"@attributes\"",
+        "\"count\"",
+        "\"file_url\"",
+        "\"//x\"",
+        "\"\\u0026\"",
+        "\"directory\"",
+        "\"image\"",
+        "\"rating\"",
+        "<posts",
+        " count=\"",
+        "/>",
+        "<post id=\"1\"",
+        "</posts>",
+        "&amp;",
+    ];
+
+    static SITES: LazyLock<Vec<Site>> = LazyLock::new(|| {
+        ["danbooru", "gelbooru", "safebooru", "yandere"]
+            .into_iter()
+            .map(|id| testing::site(id, ""))
+            .collect()
+    });
+
+    fn every_parser(body: &[u8]) {
+        for site in SITES.iter() {
+            let _ = site.parse_posts(body);
+            let _ = site.parse_tags(body);
+            let _ = site.parse_count(body);
+            let _ = site.parse_aliases(body);
+            for status in [400, 401, 403, 404, 410, 421, 422, 424, 429, 500, 503] {
+                let _ = site.error_for(status, body);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            every_parser(&body);
+        }
+
+        #[test]
+        fn token_soup(tokens in proptest::collection::vec(proptest::sample::select(&TOKENS[..]), 0..48)) {
+            every_parser(tokens.concat().as_bytes());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn damaged_fixtures(
+            fixture in proptest::sample::select(&FIXTURES[..]),
+            edits in proptest::collection::vec((any::<Index>(), any::<u8>()), 0..6),
+            cut in any::<Index>(),
+        ) {
+            let mut body = fixture.as_bytes().to_vec();
+            for (at, byte) in edits {
+                let at = at.index(body.len());
+                body[at] = byte;
+            }
+            body.truncate(cut.index(body.len() + 1));
+            every_parser(&body);
+        }
+    }
+}
