@@ -2,19 +2,19 @@
 //! all of them, then the merge and the per-source report.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tracing::{Instrument, info, warn};
 
 use super::discovery::{self, Discovery, NameQuery};
-use super::merge::merge;
-use super::pages::{Progress, fetch_tag};
+use super::merge::Merger;
+use super::pages::{Progress, Sink, fetch_tag};
 use super::{SearchQuery, SearchResult, SourceReport, SourceStatus, TagsReport};
 use crate::cache::{Cacheable, ResultCache};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::model::{Post, SourceId};
+use crate::model::SourceId;
 use crate::sources::driver::{Driver, Upstream};
 use crate::sources::{Site, UpstreamError};
 
@@ -59,10 +59,14 @@ pub struct Fanout {
     metrics: Arc<Metrics>,
 }
 
-/// What one source task hands back.
-struct SourceOutcome {
-    report: SourceReport,
-    posts: Vec<Post>,
+/// What one source task is asked to do.
+struct SourceJob {
+    id: SourceId,
+    names: NameQuery,
+    max_pages: u32,
+    deadline: Option<tokio::time::Instant>,
+    fresh: bool,
+    sink: Sink,
 }
 
 impl Fanout {
@@ -89,33 +93,35 @@ impl Fanout {
             .deadline()
             .map(|limit| tokio::time::Instant::now() + limit);
         let names = NameQuery::new(&query.character, query.series.as_deref());
+        let merger = Arc::new(Mutex::new(Merger::new()));
         let tasks: Vec<_> = query
             .sources
             .iter()
-            .map(|id| {
-                let source = self.clone().run_source(
-                    id.clone(),
-                    names.clone(),
-                    query.max_pages,
+            .enumerate()
+            .map(|(rank, id)| {
+                let job = SourceJob {
+                    id: id.clone(),
+                    names: names.clone(),
+                    max_pages: query.max_pages,
                     deadline,
-                    query.fresh,
-                );
-                tokio::spawn(source.in_current_span())
+                    fresh: query.fresh,
+                    sink: Sink::new(merger.clone(), rank),
+                };
+                tokio::spawn(self.clone().run_source(job).in_current_span())
             })
             .collect();
-        let mut posts = Vec::with_capacity(tasks.len());
         let mut reports = BTreeMap::new();
         for (id, task) in query.sources.iter().zip(tasks) {
-            let outcome = task.await.unwrap_or_else(|_| {
-                SourceOutcome::failed("the source's task stopped unexpectedly")
-            });
-            reports.insert(id.clone(), outcome.report);
-            posts.push(outcome.posts);
+            let report = task
+                .await
+                .unwrap_or_else(|_| SourceReport::failed("the source's task stopped unexpectedly"));
+            reports.insert(id.clone(), report);
         }
         for id in enabled.into_iter().filter(|id| !query.sources.contains(id)) {
             reports.insert(id, SourceReport::new(SourceStatus::Skipped));
         }
-        let result = SearchResult::new(&merge(posts), reports, started.elapsed());
+        let merged = std::mem::take(&mut *merger.lock().unwrap_or_else(PoisonError::into_inner));
+        let result = SearchResult::new(merged.finish(), reports, started.elapsed());
         log_outcome(&query, &result);
         let outcome = if result.partial {
             "partial"
@@ -130,51 +136,53 @@ impl Fanout {
         result
     }
 
-    async fn run_source(
-        self,
-        id: SourceId,
-        names: NameQuery,
-        max_pages: u32,
-        deadline: Option<tokio::time::Instant>,
-        fresh: bool,
-    ) -> SourceOutcome {
+    /// One source's part of a search: discovery, then every page of the chosen tags into
+    /// the shared merge, all cut short at the deadline.
+    async fn run_source(self, job: SourceJob) -> SourceReport {
         let started = Instant::now();
-        let (Some(site), Some(config)) = (self.driver.site(&id), self.config.sources.get(&*id))
+        let (Some(site), Some(config)) =
+            (self.driver.site(&job.id), self.config.sources.get(&*job.id))
         else {
-            return SourceOutcome::failed("the source is not configured");
+            return SourceReport::failed("the source is not configured");
         };
-        let span = tracing::debug_span!("source", source = %id);
-        let mut progress = Progress::default();
+        let span = tracing::debug_span!("source", source = %job.id);
+        let mut progress = Progress::new(job.sink);
         let mut tags = Vec::new();
         let upstream = Upstream {
             driver: &self.driver,
             site,
-            deadline,
+            deadline: job.deadline,
         };
         let work = async {
-            let discovery = self.discover(site, &names, fresh, deadline).await?;
+            let discovery = self
+                .discover(site, &job.names, job.fresh, job.deadline)
+                .await?;
             tags = discovery
                 .chosen
                 .iter()
                 .map(|tag| tag.name.clone())
                 .collect();
             for tag in &discovery.chosen {
-                fetch_tag(upstream, tag, config.page_size, max_pages, &mut progress).await;
+                fetch_tag(
+                    upstream,
+                    tag,
+                    config.page_size,
+                    job.max_pages,
+                    &mut progress,
+                )
+                .await;
             }
             Ok::<bool, UpstreamError>(!discovery.chosen.is_empty())
         }
         .instrument(span);
-        let finished = match deadline {
+        let finished = match job.deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
             None => Some(work.await),
         };
         let mut report = report_for(finished, &progress, self.config.search.deadline_secs);
         report.tags = tags;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
-        SourceOutcome {
-            report,
-            posts: progress.posts,
-        }
+        report
     }
 
     /// The discovery of `names` on `site`, from the cache when possible.
@@ -261,7 +269,7 @@ fn report_for(
 ) -> SourceReport {
     let mut report = SourceReport::new(SourceStatus::Ok);
     report.pages = progress.pages;
-    report.posts = progress.posts.len() as u64;
+    report.posts = progress.posts;
     report.skipped_posts = progress.skipped;
     let failed = progress.first_error.as_ref().map(|error| {
         let requests = progress.failures;
@@ -322,18 +330,14 @@ fn log_outcome(query: &SearchQuery, result: &SearchResult) {
     );
 }
 
-impl SourceOutcome {
-    fn failed(reason: &str) -> SourceOutcome {
+impl SourceReport {
+    /// The report of a source that failed before doing anything, for `reason`.
+    fn failed(reason: &str) -> SourceReport {
         let mut report = SourceReport::new(SourceStatus::Error);
         report.error = Some(reason.to_string());
-        SourceOutcome {
-            report,
-            posts: Vec::new(),
-        }
+        report
     }
-}
 
-impl SourceReport {
     /// An empty report with `status`.
     pub fn new(status: SourceStatus) -> SourceReport {
         SourceReport {

@@ -1,21 +1,26 @@
 //! The merge: the union of every source's posts, one image per MD5, ranked.
 //!
 //! An image seen on several sources appears once, with one entry per source. Its score is
-//! the highest, its tags the union, its URLs those of the first source (in configuration
-//! order) that has them, and its rating the strictest any source gives, so a rating filter
-//! never lets through an image that some board rates higher. A post without an MD5 is keyed
-//! by its file URL.
+//! the highest, its tags the union, each of its URLs that of the first source (in
+//! configuration order) that has it, and its rating the strictest any source gives, so a
+//! rating filter never lets through an image that some board rates higher. A post without
+//! an MD5 is keyed by its file URL.
+//!
+//! Pages are merged as they arrive, in whatever order the sources answer, so a search
+//! never holds a second copy of an image seen twice; the rules above depend only on each
+//! source's rank, never on arrival order.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::model::{Post, Rating, SourceId};
+use crate::model::{Post, Rating, SourceId, Tags};
 
 /// One image of the merged result, as the HTTP contract shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Image {
+    /// 32 lowercase hex digits; `null` when no source shows it (then keyed by file URL).
     pub md5: Option<String>,
     pub file_url: Option<String>,
     pub sample_url: Option<String>,
@@ -23,101 +28,216 @@ pub struct Image {
     pub width: u32,
     pub height: u32,
     pub rating: Rating,
+    /// The highest score any source gives.
     pub score: i64,
-    pub tags: Vec<String>,
+    /// The union of every source's tags.
+    #[schema(value_type = Vec<String>)]
+    pub tags: Tags,
+    /// One entry per source the image was found on, in configuration order.
     pub sources: Vec<ImageSource>,
 }
 
 /// Where one image was found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ImageSource {
+    #[schema(value_type = String)]
     pub source: SourceId,
     pub id: u64,
     pub post_url: String,
     pub score: i64,
 }
 
-/// Merges the posts of each source, given in configuration order, and ranks the images:
-/// found on more sources first, then higher score, then MD5 (or file URL) ascending.
-pub fn merge(sources: Vec<Vec<Post>>) -> Vec<Image> {
-    let mut images: Vec<Image> = Vec::new();
-    let mut tag_sets: Vec<HashSet<String>> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for post in sources.into_iter().flatten() {
-        let Some(key) = image_key(&post) else {
-            continue;
+/// What identifies an image: its MD5, or its file URL when the source hides the MD5.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Md5([u8; 16]),
+    Url(String),
+}
+
+/// An image being merged, with the rank of the source each URL came from.
+#[derive(Debug)]
+struct Entry {
+    image: Image,
+    /// Rank of the source of each image field: file (with size), sample, preview.
+    ranks: [usize; 3],
+    /// Rank of each entry of `image.sources`, in the same order.
+    source_ranks: Vec<usize>,
+}
+
+/// Accumulates posts from any source in any order and yields the ranked images.
+#[derive(Debug, Default)]
+pub struct Merger {
+    entries: Vec<Entry>,
+    index: HashMap<Key, usize>,
+}
+
+impl Merger {
+    /// An empty merge.
+    pub fn new() -> Merger {
+        Merger::default()
+    }
+
+    /// Adds a post from the source ranked `rank` (its position in configuration order).
+    pub fn add(&mut self, post: Post, rank: usize) {
+        let Some(key) = key_of(&post) else {
+            return;
         };
-        match index.get(&key) {
-            Some(&at) => absorb(&mut images[at], &mut tag_sets[at], post),
+        match self.index.get(&key) {
+            Some(&at) => self.entries[at].absorb(post, rank),
             None => {
-                index.insert(key, images.len());
-                tag_sets.push(post.tags.iter().cloned().collect());
-                images.push(first_sighting(post));
+                self.index.insert(key, self.entries.len());
+                self.entries.push(Entry::first_sighting(post, rank));
             }
         }
     }
-    images.sort_by(rank);
-    images
-}
 
-fn image_key(post: &Post) -> Option<String> {
-    match (&post.md5, &post.file_url) {
-        (Some(md5), _) => Some(md5.clone()),
-        (None, Some(url)) => Some(format!("url:{url}")),
-        (None, None) => None,
+    /// Number of distinct images so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
-}
 
-fn first_sighting(post: Post) -> Image {
-    let source = ImageSource {
-        source: post.source,
-        id: post.id,
-        post_url: post.post_url,
-        score: post.score,
-    };
-    Image {
-        md5: post.md5,
-        file_url: post.file_url,
-        sample_url: post.sample_url,
-        preview_url: post.preview_url,
-        width: post.width,
-        height: post.height,
-        rating: post.rating,
-        score: post.score,
-        tags: post.tags,
-        sources: vec![source],
+    /// Whether no image has been added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The images, ranked: found on more sources first, then higher score, then MD5 (or file
+    /// URL) ascending. Each image lists its sources in configuration order.
+    pub fn finish(self) -> Vec<Image> {
+        let mut images: Vec<Image> = self.entries.into_iter().map(Entry::finish).collect();
+        images.sort_by(rank);
+        images
     }
 }
 
-/// Folds a later sighting of the same image into it.
-fn absorb(image: &mut Image, tags: &mut HashSet<String>, post: Post) {
-    let seen = image
-        .sources
-        .iter()
-        .any(|known| known.source == post.source && known.id == post.id);
-    if seen {
-        return;
-    }
-    if image.file_url.is_none() && post.file_url.is_some() {
-        image.file_url = post.file_url;
-        image.width = post.width;
-        image.height = post.height;
-    }
-    image.sample_url = image.sample_url.take().or(post.sample_url);
-    image.preview_url = image.preview_url.take().or(post.preview_url);
-    image.rating = image.rating.max(post.rating);
-    image.score = image.score.max(post.score);
-    for tag in post.tags {
-        if tags.insert(tag.clone()) {
-            image.tags.push(tag);
+/// Merges the posts of each source, given in configuration order.
+pub fn merge(sources: Vec<Vec<Post>>) -> Vec<Image> {
+    let mut merger = Merger::new();
+    for (rank, posts) in sources.into_iter().enumerate() {
+        for post in posts {
+            merger.add(post, rank);
         }
     }
-    image.sources.push(ImageSource {
-        source: post.source,
-        id: post.id,
-        post_url: post.post_url,
-        score: post.score,
-    });
+    merger.finish()
+}
+
+fn key_of(post: &Post) -> Option<Key> {
+    if let Some(md5) = post.md5.as_deref().and_then(md5_bytes) {
+        return Some(Key::Md5(md5));
+    }
+    post.file_url.as_ref().map(|url| Key::Url(url.clone()))
+}
+
+/// The 16 bytes of a 32-digit hex MD5.
+fn md5_bytes(hex: &str) -> Option<[u8; 16]> {
+    let digits = hex.as_bytes();
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(bytes)
+}
+
+impl Entry {
+    fn first_sighting(post: Post, rank: usize) -> Entry {
+        let source = ImageSource {
+            source: post.source,
+            id: post.id,
+            post_url: post.post_url,
+            score: post.score,
+        };
+        let image = Image {
+            md5: post.md5,
+            file_url: post.file_url,
+            sample_url: post.sample_url,
+            preview_url: post.preview_url,
+            width: post.width,
+            height: post.height,
+            rating: post.rating,
+            score: post.score,
+            tags: post.tags,
+            sources: vec![source],
+        };
+        Entry {
+            image,
+            ranks: [rank; 3],
+            source_ranks: vec![rank],
+        }
+    }
+
+    /// Folds a later sighting of the same image into it.
+    fn absorb(&mut self, post: Post, rank: usize) {
+        let image = &mut self.image;
+        let seen = image
+            .sources
+            .iter()
+            .any(|known| known.source == post.source && known.id == post.id);
+        if seen {
+            return;
+        }
+        if post.file_url.is_some() && (image.file_url.is_none() || rank < self.ranks[0]) {
+            image.file_url = post.file_url;
+            image.width = post.width;
+            image.height = post.height;
+            self.ranks[0] = rank;
+        }
+        take_if_better(
+            &mut image.sample_url,
+            post.sample_url,
+            &mut self.ranks[1],
+            rank,
+        );
+        take_if_better(
+            &mut image.preview_url,
+            post.preview_url,
+            &mut self.ranks[2],
+            rank,
+        );
+        image.rating = image.rating.max(post.rating);
+        image.score = image.score.max(post.score);
+        for tag in post.tags.iter() {
+            if !image.tags.contains(tag) {
+                image.tags.push(tag);
+            }
+        }
+        image.sources.push(ImageSource {
+            source: post.source,
+            id: post.id,
+            post_url: post.post_url,
+            score: post.score,
+        });
+        self.source_ranks.push(rank);
+    }
+
+    fn finish(self) -> Image {
+        let mut image = self.image;
+        if image.sources.len() > 1 {
+            // Tags were appended in arrival order; sorting makes the union deterministic.
+            image.tags = image.tags.sorted();
+            let mut sources: Vec<(usize, ImageSource)> =
+                self.source_ranks.into_iter().zip(image.sources).collect();
+            sources.sort_by_key(|(rank, source)| (*rank, source.id));
+            image.sources = sources.into_iter().map(|(_, source)| source).collect();
+        }
+        image
+    }
+}
+
+/// Keeps the value from the best-ranked source that has one.
+fn take_if_better(
+    slot: &mut Option<String>,
+    offered: Option<String>,
+    slot_rank: &mut usize,
+    rank: usize,
+) {
+    if offered.is_some() && (slot.is_none() || rank < *slot_rank) {
+        *slot = offered;
+        *slot_rank = rank;
+    }
 }
 
 fn rank(a: &Image, b: &Image) -> Ordering {
@@ -152,7 +272,7 @@ mod tests {
             height: 200,
             rating,
             score,
-            tags: vec![format!("{source}_tag"), "common".into()],
+            tags: Tags::from_text(&format!("{source}_tag common")),
             post_url: format!("https://{source}.test/posts/{id}"),
         }
     }
@@ -177,7 +297,7 @@ mod tests {
             image.file_url.as_deref(),
             Some("https://safebooru.test/1.jpg")
         );
-        assert_eq!(image.tags, vec!["safebooru_tag", "common", "danbooru_tag"]);
+        assert_eq!(image.tags, ["common", "danbooru_tag", "safebooru_tag"]);
     }
 
     #[test]
@@ -197,6 +317,25 @@ mod tests {
             images[0].preview_url.as_deref(),
             Some("https://danbooru.test/p/2.jpg")
         );
+    }
+
+    #[test]
+    fn arrival_order_does_not_change_the_result() {
+        let early = post("danbooru", 2, Some(A), 7, Rating::Explicit);
+        let late = post("safebooru", 1, Some(A), 5, Rating::General);
+        let mut merger = Merger::new();
+        merger.add(early.clone(), 1);
+        merger.add(late.clone(), 0);
+
+        let arrived_backwards = merger.finish();
+
+        assert_eq!(arrived_backwards, merge(vec![vec![late], vec![early]]));
+        let image = &arrived_backwards[0];
+        assert_eq!(
+            image.file_url.as_deref(),
+            Some("https://safebooru.test/1.jpg")
+        );
+        assert_eq!(image.sources[0].source.as_ref(), "safebooru");
     }
 
     #[test]
@@ -225,5 +364,12 @@ mod tests {
 
         let order: Vec<_> = images.iter().map(|i| i.md5.clone().unwrap()).collect();
         assert_eq!(order, vec![C, A, B]);
+    }
+
+    #[test]
+    fn md5_keys_are_case_insensitive_bytes() {
+        assert_eq!(md5_bytes(&A.to_uppercase()), md5_bytes(A));
+        assert_eq!(md5_bytes("not hex at all, thirty-two chars"), None);
+        assert_eq!(md5_bytes("abc"), None);
     }
 }

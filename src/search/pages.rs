@@ -2,19 +2,48 @@
 //!
 //! The first page (and, where the page does not carry the total, the count endpoint) is
 //! requested first; then every remaining page up to `max_pages` is requested together. The
-//! driver's limiter and semaphore set the pace, not batching. Results accumulate in a
-//! [`Progress`] owned by the caller, so what arrived before a deadline is kept.
+//! driver's limiter and semaphore set the pace, not batching. Each page's posts go straight
+//! into the search's shared merge, and the counts into a [`Progress`] owned by the caller,
+//! so what arrived before a deadline is kept and no page is held longer than it takes to
+//! parse it.
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use crate::model::{Post, PostPage, TagCandidate};
+use super::merge::Merger;
+use crate::model::{PostPage, TagCandidate};
 use crate::sources::UpstreamError;
 use crate::sources::driver::{RequestKind, Upstream};
 
+/// The search's shared merge, as one source feeds it.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    merger: Arc<Mutex<Merger>>,
+    /// The source's position in configuration order.
+    rank: usize,
+}
+
+impl Sink {
+    /// Feeds `merger` on behalf of the source ranked `rank`.
+    pub fn new(merger: Arc<Mutex<Merger>>, rank: usize) -> Sink {
+        Sink { merger, rank }
+    }
+
+    fn take(&self, page: PostPage) {
+        let mut merger = self.merger.lock().unwrap_or_else(PoisonError::into_inner);
+        for post in page.posts {
+            merger.add(post, self.rank);
+        }
+    }
+}
+
 /// What one source has delivered so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Progress {
-    pub posts: Vec<Post>,
+    sink: Sink,
+    /// Posts received (before merging).
+    pub posts: u64,
     /// Pages fetched and parsed.
     pub pages: u32,
     /// Pages (or counts) that failed.
@@ -26,10 +55,23 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Nothing delivered yet; pages will go to `sink`.
+    pub fn new(sink: Sink) -> Progress {
+        Progress {
+            sink,
+            posts: 0,
+            pages: 0,
+            failures: 0,
+            skipped: 0,
+            first_error: None,
+        }
+    }
+
     fn add(&mut self, page: PostPage) {
         self.pages += 1;
         self.skipped += page.skipped as u64;
-        self.posts.extend(page.posts);
+        self.posts += page.posts.len() as u64;
+        self.sink.take(page);
     }
 
     fn fail(&mut self, error: UpstreamError) {

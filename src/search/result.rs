@@ -40,11 +40,11 @@ pub struct SearchResult {
 impl SearchResult {
     /// Stores ranked images and their reports.
     pub fn new(
-        images: &[Image],
+        images: Vec<Image>,
         sources: BTreeMap<SourceId, SourceReport>,
         elapsed: Duration,
     ) -> SearchResult {
-        let images = images.iter().map(store).collect();
+        let images = images.into_iter().map(|image| store(&image)).collect();
         let partial = sources.values().any(|report| {
             !matches!(
                 report.status,
@@ -89,9 +89,13 @@ impl Cacheable for SearchResult {
 }
 
 /// The `/v1/search` answer: one page of the merged images and the per-source report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SearchPage {
+    /// The question as understood: normalised, with defaults filled in.
+    #[schema(value_type = crate::api::openapi::SearchQueryEcho)]
     pub query: serde_json::Value,
+    /// The images of the asked page, ranked.
+    #[schema(value_type = Vec<Image>)]
     pub images: PageImages,
     /// Images after de-duplication and the rating filter.
     pub total: u64,
@@ -99,6 +103,8 @@ pub struct SearchPage {
     pub per_page: u32,
     /// Pages of `per_page` images the whole result fills.
     pub max_pages: u64,
+    /// The report of every enabled source by id, asked or not.
+    #[schema(value_type = BTreeMap<String, SourceReport>)]
     pub sources: BTreeMap<SourceId, SourceReport>,
     pub partial: bool,
     pub cached: bool,
@@ -201,9 +207,13 @@ fn query_echo(query: &SearchQuery) -> serde_json::Value {
 }
 
 /// The `/v1/tags` answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TagsAnswer {
+    /// The question as understood: normalised, with defaults filled in.
+    #[schema(value_type = crate::api::openapi::TagsQueryEcho)]
     pub query: serde_json::Value,
+    /// The report of every asked source by id.
+    #[schema(value_type = BTreeMap<String, TagsReport>)]
     pub sources: BTreeMap<SourceId, TagsReport>,
 }
 
@@ -222,7 +232,7 @@ mod tests {
             height: 1,
             rating,
             score: 0,
-            tags: vec![],
+            tags: Default::default(),
             sources: vec![ImageSource {
                 source: "x".into(),
                 id: n.into(),
@@ -258,7 +268,7 @@ mod tests {
             .enumerate()
             .map(|(n, r)| image(n as u32, *r))
             .collect();
-        Arc::new(SearchResult::new(&images, BTreeMap::new(), Duration::ZERO))
+        Arc::new(SearchResult::new(images, BTreeMap::new(), Duration::ZERO))
     }
 
     #[test]

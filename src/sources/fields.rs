@@ -17,7 +17,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 use super::UpstreamError;
 use super::error::{looks_like_html, truncate};
-use crate::model::{Post, PostPage, Rating, TagCandidate, TagCategory};
+use crate::model::{Post, PostPage, Rating, TagCandidate, TagCategory, Tags};
 
 /// Longest upstream reason carried into an error message, in characters.
 const REASON_CHARS: usize = 200;
@@ -135,11 +135,8 @@ pub fn md5(raw: Option<&str>) -> Option<String> {
 }
 
 /// The tags of a space-separated tag string.
-pub fn tags(raw: Option<&str>) -> Vec<String> {
-    raw.unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+pub fn tags(raw: Option<&str>) -> Tags {
+    Tags::from_text(raw.unwrap_or_default())
 }
 
 /// A rating from a family's code or word, where `safe` is what the family's `s`/`safe` means.
@@ -734,7 +731,7 @@ mod tests {
             height: 0,
             rating: Rating::General,
             score: 0,
-            tags: Vec::new(),
+            tags: Tags::default(),
             post_url: String::new(),
         };
         let posts = [

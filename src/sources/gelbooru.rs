@@ -852,7 +852,7 @@ mod tests {
         let file = "https://simg3.gelbooru.com/images/e7/0f/e70f631ce2bc1ab02b371489d81dceaa.jpg";
         assert_eq!(first.file_url.as_deref(), Some(file));
         assert_eq!((first.width, first.height, first.score), (880, 863, 0));
-        assert_eq!(first.tags.first().map(String::as_str), Some("2boys"));
+        assert_eq!(first.tags.iter().next(), Some("2boys"));
         assert!(page.posts.iter().all(|post| post.rating == Rating::General));
         assert!(page.posts[2].tags.iter().any(|tag| tag == "luck_&_logic"));
         assert_eq!(page.posts[19].id, 3889484);
