@@ -89,6 +89,12 @@ async fn sources_show_configuration_and_counters_in_order() {
         ("permits_free", json!(6)),
         ("requests", json!(0)),
         ("errors", json!(0)),
+        (
+            "recent",
+            json!({"window_secs": 300, "requests": 0, "errors": 0}),
+        ),
+        ("circuit", json!("closed")),
+        ("last_error", json!(null)),
     ] {
         assert_eq!(danbooru[field], expected, "danbooru.{field} in {danbooru}");
     }

@@ -88,14 +88,21 @@ impl From<SearchError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The one error shape every failure leaves as.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
     error: ErrorFields<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorFields<'a> {
+/// What went wrong: a stable code for programs and a sentence for people.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorFields<'a> {
+    /// `invalid_query`, `invalid_body`, `payload_too_large`, `unsupported_media_type`,
+    /// `not_found`, `method_not_allowed`, `internal`, `unavailable`, ...
+    #[schema(example = "invalid_query")]
     code: &'a str,
+    /// Names the field or part of the request at fault; never a secret.
+    #[schema(example = "character must be 1 to 100 characters after trimming, got 0")]
     message: String,
 }
 

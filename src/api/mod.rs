@@ -4,12 +4,14 @@
 //! - [`extract`]: extractors whose rejections are [`ApiError`]s.
 //! - [`error`]: [`ApiError`], the only type that turns into a response.
 //! - [`layers`]: what wraps every request: request id, span, panic catching, body limit.
+//! - [`openapi`]: the OpenAPI document, generated from [`route_table`] and the answer types.
 //! - `search` and [`sources`]: the handlers of `/v1/search`, `/v1/tags` and `/v1/sources`;
 //!   the small routes (`/`, `/healthz`, `/metrics`, the fallbacks) are here.
 
 pub mod error;
 pub mod extract;
 pub mod layers;
+pub mod openapi;
 pub mod params;
 mod search;
 pub mod sources;
@@ -19,8 +21,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, Uri};
-use axum::routing::get;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 
@@ -30,16 +34,8 @@ pub use error::ApiError;
 /// drive it directly.
 pub fn router(state: AppState) -> Router {
     let body_limit_bytes = state.config.server.body_limit_bytes;
-    let routes = Router::new()
-        .route("/", get(index))
-        .route("/healthz", get(healthz))
-        .route("/v1/sources", get(sources::list))
-        .route(
-            "/v1/search",
-            get(search::search_get).post(search::search_post),
-        )
-        .route("/v1/tags", get(search::tags))
-        .route("/metrics", get(metrics))
+    let (routes, _) = route_table().split_for_parts();
+    let routes = routes
         // Set after the routes: axum gives each existing route this fallback.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
@@ -47,20 +43,78 @@ pub fn router(state: AppState) -> Router {
     layers::apply(routes, body_limit_bytes)
 }
 
-async fn index() -> Json<Value> {
-    Json(json!({
-        "name": "ANYA IMAGE API",
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+/// Every route with its handlers, each registered together with its OpenAPI operation: the
+/// one table both the router and the OpenAPI document are built from, so neither can list
+/// a route the other lacks.
+pub fn route_table() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(index))
+        .routes(routes!(healthz))
+        .routes(routes!(search::search_get, search::search_post))
+        .routes(routes!(search::tags))
+        .routes(routes!(sources::list))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi::document))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The answer of `GET /`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct About {
+    /// Always `ANYA IMAGE API`.
+    #[schema(example = "ANYA IMAGE API")]
+    pub name: &'static str,
+    /// The running version.
+    pub version: &'static str,
+}
+
+/// Names the service and its version.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "operations",
+    responses((status = 200, description = "The service's name and version", body = About))
+)]
+async fn index() -> Json<About> {
+    Json(About {
+        name: "ANYA IMAGE API",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// The answer of `GET /healthz`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`: any answer at all means the process serves.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Answers while the process serves; the platform's health check.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process serves", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// The OpenMetrics content type, which Prometheus asks for and parses.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The service's Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((
+        status = 200,
+        description = "Metrics in the OpenMetrics text format",
+        body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    ))
+)]
 async fn metrics(
     State(state): State<AppState>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {

@@ -1,5 +1,5 @@
-//! `GET /v1/sources`: each configured source's settings and live counters, never a
-//! credential.
+//! `GET /v1/sources`: each configured source's settings and live state (permits, circuit,
+//! recent traffic, last error), never a credential.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,57 +7,73 @@ use serde::Serialize;
 use url::Url;
 
 use crate::app::AppState;
+use crate::config::SourceConfig;
 use crate::sources::driver::GateStats;
 
 /// The `/v1/sources` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SourcesAnswer {
     /// Every configured source, enabled or not, in configuration order.
     pub sources: Vec<SourceView>,
 }
 
 /// One source as clients may see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SourceView {
     pub id: String,
+    /// The API family: `danbooru`, `gelbooru`, `gelbooru_v02` or `moebooru`.
     pub family: &'static str,
     /// The API root without any user name, password or query it may carry.
     pub base_url: String,
     pub enabled: bool,
+    /// Requests started per second, at most.
     pub rate_per_sec: f64,
+    /// Requests the limiter lets through back to back.
     pub burst: u32,
+    /// Requests in flight at once, at most.
     pub concurrency: u32,
+    /// Posts asked for per upstream page.
     pub page_size: u32,
     /// Whether an account is configured; its values never leave the process.
     pub credentials: bool,
-    /// Live counters: `in_flight`, `permits_free`, `requests`, `errors`.
+    /// The live state, beside the settings.
     #[serde(flatten)]
-    pub stats: Option<GateStats>,
+    pub stats: GateStats,
 }
 
-/// Lists the configured sources.
+/// Lists the configured sources with their settings and live state.
+#[utoipa::path(
+    get,
+    path = "/v1/sources",
+    tag = "operations",
+    responses((status = 200, description = "Every configured source, in configuration order", body = SourcesAnswer))
+)]
 pub async fn list(State(state): State<AppState>) -> Json<SourcesAnswer> {
     let sources = state
         .config
         .sources_in_order()
         .into_iter()
-        .map(|(id, source)| SourceView {
-            id: id.to_string(),
-            family: source.family.as_str(),
-            base_url: shown_base_url(&source.base_url),
-            enabled: source.enabled,
-            rate_per_sec: source.rate_per_sec,
-            burst: source.burst,
-            concurrency: source.concurrency,
-            page_size: source.page_size,
-            credentials: state
-                .driver
-                .site(id)
-                .is_some_and(|site| site.credentials.is_some()),
-            stats: state.driver.stats(id),
-        })
+        // The driver keeps a gate for every configured source, so none is left out.
+        .filter_map(|(id, source)| view(&state, id, source))
         .collect();
     Json(SourcesAnswer { sources })
+}
+
+/// Source `id`'s settings and its live state, if the driver knows it.
+fn view(state: &AppState, id: &str, source: &SourceConfig) -> Option<SourceView> {
+    let site = state.driver.site(id)?;
+    Some(SourceView {
+        id: id.to_string(),
+        family: source.family.as_str(),
+        base_url: shown_base_url(&source.base_url),
+        enabled: source.enabled,
+        rate_per_sec: source.rate_per_sec,
+        burst: source.burst,
+        concurrency: source.concurrency,
+        page_size: source.page_size,
+        credentials: site.credentials.is_some(),
+        stats: state.driver.stats(id)?,
+    })
 }
 
 /// `url` fit to show: a user name or password written into it, or a query (which requests

@@ -59,7 +59,7 @@ pub struct TagsQuery {
 }
 
 /// How one source fared in a search or a discovery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceStatus {
     Ok,
@@ -71,7 +71,7 @@ pub enum SourceStatus {
 }
 
 /// The per-source report of a search.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SourceReport {
     pub status: SourceStatus,
     /// The tags searched on this source.
@@ -89,7 +89,7 @@ pub struct SourceReport {
 }
 
 /// The discovery report of one source (`/v1/tags`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TagsReport {
     pub status: SourceStatus,
     /// The tags the search would use.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::UpstreamError;
 
 /// The breaker's state, as `/v1/sources` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CircuitState {
     /// Requests flow.

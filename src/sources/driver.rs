@@ -26,6 +26,7 @@ use tracing::{Instrument, debug, debug_span};
 use url::Url;
 
 use super::circuit::{Circuit, CircuitState};
+use super::recent::{RecentCounts, RecentTotals};
 use super::{Site, UpstreamError};
 use crate::config::{Config, SourceConfig};
 use crate::metrics::Metrics;
@@ -82,11 +83,12 @@ struct Gate {
     retry: RetryPolicy,
     requests: AtomicU64,
     errors: AtomicU64,
+    recent: RecentCounts,
     last_error: std::sync::Mutex<Option<LastError>>,
 }
 
 /// The most recent failure of a source, for `/v1/sources`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct LastError {
     /// What went wrong, in a sentence safe to show.
     pub message: String,
@@ -95,7 +97,7 @@ pub struct LastError {
 }
 
 /// Live counters of one source, for `/v1/sources`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct GateStats {
     /// Requests holding a permit now (waiting for the limiter or on the wire).
     pub in_flight: u32,
@@ -105,7 +107,13 @@ pub struct GateStats {
     pub requests: u64,
     /// Requests that failed since start.
     pub errors: u64,
+    /// Requests sent and failed in the last minutes, to tell a source failing now from one
+    /// that failed once, hours ago.
+    pub recent: RecentTotals,
+    /// The circuit breaker: `closed` while requests flow, `open` while the source is
+    /// paused, `half_open` while one probe decides.
     pub circuit: CircuitState,
+    /// The most recent failure and when it happened; `null` if none since start.
     pub last_error: Option<LastError>,
 }
 
@@ -281,6 +289,7 @@ impl Driver {
             .upstream_duration
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+        gate.recent.record(error.is_some());
         match error {
             None => self.metrics.upstream_outcome(source, "ok"),
             Some(error) => {
@@ -379,6 +388,7 @@ impl Gate {
             },
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            recent: RecentCounts::new(),
             last_error: std::sync::Mutex::new(None),
         }
     }
@@ -405,6 +415,7 @@ impl Gate {
             permits_free,
             requests: self.requests.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            recent: self.recent.totals(),
             circuit: self.circuit.state(),
             last_error: self
                 .last_error

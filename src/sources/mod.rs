@@ -12,6 +12,7 @@ pub mod error;
 mod fields;
 pub mod gelbooru;
 pub mod moebooru;
+pub mod recent;
 
 use serde::{Deserialize, Serialize};
 use url::{Position, Url};
