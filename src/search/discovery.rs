@@ -221,36 +221,60 @@ pub async fn discover(
     query: &NameQuery,
     limit: u32,
 ) -> Result<Discovery, UpstreamError> {
-    let site = upstream.site;
+    // The look-ups go out together; the source's limiter still spaces them, but no one
+    // waits for another's round trip.
+    let words = query.lookup_words();
+    let lookups = words.iter().map(|word| lookup(upstream, word, limit));
+    let (found, aliases) =
+        futures::join!(futures::future::join_all(lookups), aliases(upstream, query));
+    let aliases = aliases?;
+    let found = root_cause(found)?;
     let mut candidates: Vec<TagCandidate> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
-    for word in query.lookup_words() {
-        let body = upstream
-            .get(site.tags_url(word, limit), RequestKind::Tags)
-            .await?;
-        for tag in site.parse_tags(&body)? {
-            if seen.insert(tag.name.clone()) {
-                candidates.push(tag);
-            }
+    for tag in found.into_iter().flatten() {
+        if seen.insert(tag.name.clone()) {
+            candidates.push(tag);
         }
     }
-    let aliases = aliases(upstream, query).await?;
-    for alias in &aliases {
-        if !seen.contains(alias) {
-            let body = upstream
-                .get(site.tags_url(alias, limit), RequestKind::Tags)
-                .await?;
-            let found = site
-                .parse_tags(&body)?
-                .into_iter()
-                .filter(|tag| &tag.name == alias);
-            candidates.extend(found);
-            seen.insert(alias.clone());
-        }
+    for alias in aliases.iter().filter(|alias| !seen.contains(*alias)) {
+        let found = lookup(upstream, alias, limit).await?;
+        candidates.extend(found.into_iter().filter(|tag| &tag.name == alias));
     }
     let mut discovery = choose(query, candidates, &aliases);
     discovery.candidates.truncate(limit as usize);
     Ok(discovery)
+}
+
+/// Every look-up's tags, or the error that explains the failure best: when several fail
+/// together, one may have been refused only because the others had just paused the source.
+fn root_cause(
+    results: Vec<Result<Vec<TagCandidate>, UpstreamError>>,
+) -> Result<Vec<Vec<TagCandidate>>, UpstreamError> {
+    let mut found = Vec::with_capacity(results.len());
+    let mut refusal = None;
+    for result in results {
+        match result {
+            Ok(tags) => found.push(tags),
+            Err(UpstreamError::CircuitOpen { .. }) if refusal.is_none() => refusal = result.err(),
+            Err(UpstreamError::CircuitOpen { .. }) => {}
+            Err(cause) => return Err(cause),
+        }
+    }
+    match refusal {
+        Some(refusal) => Err(refusal),
+        None => Ok(found),
+    }
+}
+
+/// Tags containing `word` on the source, most used first.
+async fn lookup(
+    upstream: Upstream<'_>,
+    word: &str,
+    limit: u32,
+) -> Result<Vec<TagCandidate>, UpstreamError> {
+    let url = upstream.site.tags_url(word, limit);
+    let body = upstream.get(url, RequestKind::Tags).await?;
+    upstream.site.parse_tags(&body)
 }
 
 async fn aliases(upstream: Upstream<'_>, query: &NameQuery) -> Result<Vec<String>, UpstreamError> {

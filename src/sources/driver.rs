@@ -230,10 +230,14 @@ impl Driver {
         deadline: Option<Deadline>,
     ) -> Result<Bytes, UpstreamError> {
         let mut retry = 0;
+        let mut previous: Option<UpstreamError> = None;
         loop {
-            let error = match self.attempt(gate, url.clone()).await {
-                Ok(body) => return Ok(body),
-                Err(error) => error,
+            let error = match (self.attempt(gate, url.clone()).await, previous.take()) {
+                (Ok(body), _) => return Ok(body),
+                // Earlier failures paused the source while this request waited to retry:
+                // the failure that led here explains more than the pause does.
+                (Err(UpstreamError::CircuitOpen { .. }), Some(cause)) => return Err(cause),
+                (Err(error), _) => error,
             };
             tracing::Span::current().record("retries", retry);
             let wait = match error.is_retryable() && retry < gate.retry.max_retries {
@@ -249,6 +253,7 @@ impl Driver {
             debug!(error = %error, wait_ms = wait.as_millis() as u64, "retrying upstream request");
             self.metrics.upstream_outcome(&gate.site.id, "retried");
             tokio::time::sleep(wait).await;
+            previous = Some(error);
             retry += 1;
         }
     }
@@ -270,7 +275,9 @@ impl Driver {
             .upstream_waited(source, "semaphore", (permitted - queued).as_secs_f64());
         self.metrics
             .upstream_waited(source, "limiter", (started - permitted).as_secs_f64());
-        let admission = gate.circuit.admit()?;
+        let admission = gate.circuit.admit().inspect_err(|refusal| {
+            self.metrics.upstream_outcome(source, refusal.kind());
+        })?;
         gate.requests.fetch_add(1, Ordering::Relaxed);
         let result = self.send(gate, url).await;
         let elapsed = started.elapsed();
