@@ -55,6 +55,18 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// How long a graceful stop waits for requests in flight, in seconds.
     pub shutdown_grace_secs: u64,
+    /// Keys a client must send as `Authorization: Bearer <key>`; empty leaves the service
+    /// open. A TOML array, or one comma-separated string (how the environment gives it).
+    #[serde(default, deserialize_with = "deserialize_api_keys")]
+    pub api_keys: Vec<Secret>,
+    /// Requests per second one client may make, on average; 0 turns the limit off.
+    pub client_rate_per_sec: f64,
+    /// Requests one client may make back to back before `client_rate_per_sec` spaces them.
+    pub client_burst: u32,
+    /// Whether the left-most valid `X-Forwarded-For` address names the client, as it must
+    /// behind a proxy that sets it; otherwise the header is ignored and the peer address
+    /// counts.
+    pub trust_forwarded_for: bool,
 }
 
 /// Limits of one search.
@@ -185,6 +197,26 @@ fn deserialize_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Url, D:
     Ok(url)
 }
 
+/// API keys as a sequence of keys or one comma-separated string, each trimmed; the
+/// environment can only give a string, and a key holds no comma. An empty item is kept, so
+/// that validation refuses it rather than a stray comma silently changing the key list.
+fn deserialize_api_keys<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Secret>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Keys {
+        List(Vec<Secret>),
+        Text(Secret),
+    }
+    let keys = match Keys::deserialize(deserializer)? {
+        Keys::List(keys) => keys,
+        Keys::Text(text) => text.0.split(',').map(Secret::new).collect(),
+    };
+    Ok(keys
+        .into_iter()
+        .map(|key| Secret::new(key.0.trim()))
+        .collect())
+}
+
 /// A credential: readable by the code that sends it, never printed by `Debug` or logs.
 ///
 /// It has no `Display` and no `Serialize`, so it cannot reach a log line or a response by
@@ -305,6 +337,7 @@ impl Config {
             self.server.body_limit_bytes as u64,
         )?;
         header_value("upstream.user_agent", &self.upstream.user_agent)?;
+        validate_access(&self.server)?;
         if self.sources.is_empty() {
             return Err(ConfigError(
                 "sources: at least one source must be configured".into(),
@@ -320,14 +353,20 @@ impl Config {
 /// Credential fields; the environment layer reads them as text, never as numbers.
 const CREDENTIAL_FIELDS: [&str; 3] = ["login", "api_key", "user_id"];
 
-/// Whether an environment key (after `ANYA_`, lowercased, `__` as `.`) names a credential.
+/// Whether an environment key (after `ANYA_`, lowercased, `__` as `.`) names a credential
+/// or the service's own API keys.
 fn is_credential_key(key: &str) -> bool {
     let parts: Vec<&str> = key.split("__").flat_map(|part| part.split('.')).collect();
-    matches!(parts.as_slice(), ["sources", _, field] if CREDENTIAL_FIELDS.contains(field))
+    match parts.as_slice() {
+        ["server", "api_keys"] => true,
+        ["sources", _, field] => CREDENTIAL_FIELDS.contains(field),
+        _ => false,
+    }
 }
 
-/// `ANYA_SOURCES__<ID>__<LOGIN|API_KEY|USER_ID>` variables as configuration keys and their
-/// text exactly as given: a generic environment layer would read `007` as the number 7.
+/// `ANYA_SOURCES__<ID>__<LOGIN|API_KEY|USER_ID>` and `ANYA_SERVER__API_KEYS` variables as
+/// configuration keys and their text exactly as given: a generic environment layer would
+/// read `007` as the number 7 and `[a]` as an array.
 fn credential_vars() -> Vec<(String, String)> {
     std::env::vars()
         .filter_map(|(name, value)| {
@@ -386,6 +425,42 @@ fn header_value(key: &str, value: &str) -> Result<(), ConfigError> {
         )));
     }
     Ok(())
+}
+
+/// Shortest API key accepted: a guessable key is worse than none, since it looks safe.
+const MIN_API_KEY_CHARS: usize = 16;
+
+/// Longest API key accepted; it travels in a header.
+const MAX_API_KEY_CHARS: usize = 256;
+
+fn validate_access(server: &ServerConfig) -> Result<(), ConfigError> {
+    for (index, key) in server.api_keys.iter().enumerate() {
+        api_key(index, key.expose())?;
+    }
+    let rate = server.client_rate_per_sec;
+    if !(rate == 0.0 || (rate.is_finite() && (0.001..=10_000.0).contains(&rate))) {
+        return Err(ConfigError(format!(
+            "server.client_rate_per_sec must be 0 (off) or from 0.001 to 10000, got {rate}"
+        )));
+    }
+    if rate > 0.0 {
+        positive("server.client_burst", server.client_burst.into())?;
+    }
+    Ok(())
+}
+
+/// Checks one API key without ever putting its text in the message.
+fn api_key(index: usize, key: &str) -> Result<(), ConfigError> {
+    let problem = if !(MIN_API_KEY_CHARS..=MAX_API_KEY_CHARS).contains(&key.len()) {
+        format!("must be {MIN_API_KEY_CHARS} to {MAX_API_KEY_CHARS} characters long")
+    } else if !key.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+        "may hold only printable ASCII characters other than ',' and space".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError(format!(
+        "server.api_keys[{index}] {problem} (the key itself is not shown)"
+    )))
 }
 
 fn validate_source(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {

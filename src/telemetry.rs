@@ -92,13 +92,22 @@ pub fn banner() -> String {
 }
 
 /// The effective configuration, one line per section and per source, never a credential's
-/// value: whether a source has credentials shows as `credentials=true`.
+/// value: whether a source has credentials shows as `credentials=true`, and the service's
+/// own API keys only by their number.
 pub fn config_summary(config: &Config) -> Vec<String> {
     let server = &config.server;
     let mut lines = vec![
         format!(
-            "server: listen={}:{} body_limit_bytes={} shutdown_grace_secs={}",
-            server.host, server.port, server.body_limit_bytes, server.shutdown_grace_secs
+            "server: listen={}:{} body_limit_bytes={} shutdown_grace_secs={} api_keys={} \
+             client_rate_per_sec={} client_burst={} trust_forwarded_for={}",
+            server.host,
+            server.port,
+            server.body_limit_bytes,
+            server.shutdown_grace_secs,
+            server.api_keys.len(),
+            server.client_rate_per_sec,
+            server.client_burst,
+            server.trust_forwarded_for,
         ),
         format!(
             "search: deadline_secs={} max_pages={} tag_candidates={}",
@@ -160,6 +169,8 @@ mod tests {
     fn summary_shows_sources_in_order_without_credential_values() {
         let config = Config::from_toml(
             r#"
+            [server]
+            api_keys = ["service-key-value-0001"]
             [sources.danbooru]
             login = "anya-login-value"
             api_key = "danbooru-key-value"
@@ -177,6 +188,7 @@ mod tests {
             "danbooru-key-value",
             "424242",
             "gelbooru-key-value",
+            "service-key-value-0001",
         ] {
             assert!(!summary.contains(secret), "{secret} leaked:\n{summary}");
         }
@@ -184,6 +196,7 @@ mod tests {
             "source danbooru: family=danbooru base_url=https://danbooru.donmai.us enabled=true \
              rate_per_sec=2 burst=1 concurrency=6 page_size=200 credentials=true"
         ));
+        assert!(summary.contains("api_keys=1 client_rate_per_sec=0"));
         assert!(summary.contains("source yandere: family=moebooru"));
         assert!(summary.contains("credentials=false"));
         let safebooru = summary.find("source safebooru").unwrap();

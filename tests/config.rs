@@ -241,3 +241,91 @@ fn credentials_from_the_environment_are_kept_as_text() {
         Ok(())
     });
 }
+
+#[test]
+fn access_control_is_off_by_default() {
+    Jail::expect_with(|_| {
+        let server = load(None)?.server;
+
+        assert!(server.api_keys.is_empty());
+        assert_eq!(server.client_rate_per_sec, 0.0);
+        assert!(!server.trust_forwarded_for);
+        Ok(())
+    });
+}
+
+#[test]
+fn api_keys_come_from_the_environment_comma_separated_as_text() {
+    Jail::expect_with(|jail| {
+        jail.set_env(
+            "ANYA_SERVER__API_KEYS",
+            "0000000000000000123, [bracketed-key-text], true-true-true-true",
+        );
+
+        let config = load(None)?;
+
+        let keys: Vec<&str> = config.server.api_keys.iter().map(|k| k.expose()).collect();
+        assert_eq!(
+            keys,
+            ["0000000000000000123", "[bracketed-key-text]", "true-true-true-true"]
+        );
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("bracketed-key-text"), "{printed}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_api_key_is_named_by_position_never_shown() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ANYA_SERVER__API_KEYS", "long-enough-key-number-one,short-key");
+
+        let message = load_error(None);
+
+        assert!(message.contains("server.api_keys[1]"), "{message}");
+        assert!(message.contains("16 to 256 characters"), "{message}");
+        assert!(!message.contains("short-key"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn an_empty_api_key_fails_closed() {
+    for keys in ["", "long-enough-key-number-one,", "long-enough-key-number-one,,x"] {
+        Jail::expect_with(|jail| {
+            jail.set_env("ANYA_SERVER__API_KEYS", keys);
+
+            let message = load_error(None);
+
+            assert!(message.contains("server.api_keys["), "{keys:?}: {message}");
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn api_keys_in_a_file_are_a_toml_array() {
+    let config =
+        Config::from_toml("[server]\napi_keys = [\"key-from-a-file-0001\", 12345678901234567]\n")
+            .unwrap();
+    let keys: Vec<&str> = config.server.api_keys.iter().map(|k| k.expose()).collect();
+    assert_eq!(keys, ["key-from-a-file-0001", "12345678901234567"]);
+
+    let spaced = Config::from_toml("[server]\napi_keys = [\"has a space in the middle\"]\n");
+    assert!(spaced.unwrap_err().to_string().contains("server.api_keys[0]"));
+}
+
+#[test]
+fn the_client_rate_limit_is_checked_and_named() {
+    for (toml, key) in [
+        ("client_rate_per_sec = -1.0", "server.client_rate_per_sec"),
+        ("client_rate_per_sec = 0.0000001", "server.client_rate_per_sec"),
+        ("client_rate_per_sec = 1.0\nclient_burst = 0", "server.client_burst"),
+        ("trust_forwarded_for = \"yes\"", "server.trust_forwarded_for"),
+    ] {
+        let error = Config::from_toml(&format!("[server]\n{toml}\n")).unwrap_err();
+        assert!(error.to_string().contains(key), "{toml}: {error}");
+    }
+    let off = Config::from_toml("[server]\nclient_burst = 0\n").unwrap();
+    assert_eq!(off.server.client_burst, 0, "a burst matters only with a rate");
+}
