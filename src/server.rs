@@ -35,7 +35,9 @@ where
         let _ = started_tx.send(());
     };
 
-    let server = axum::serve(listener, api::router(state))
+    // The peer address is what the per-client rate limit counts by.
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .into_future();
     tokio::select! {

@@ -5,7 +5,8 @@
 //! `{"error": {"code": "...", "message": "..."}}` with a 4xx or 5xx status.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::{debug, error};
@@ -46,6 +47,14 @@ pub enum ApiError {
     /// The service cannot answer now; the message says why (503 `unavailable`).
     #[error("{0}")]
     Unavailable(String),
+    /// API keys are configured and the request has none, or a wrong one (401
+    /// `unauthorized`, with `WWW-Authenticate: Bearer`). The message never repeats a key.
+    #[error("{}", unauthorized_message(*.key_given))]
+    Unauthorized { key_given: bool },
+    /// The client used up its share of `server.client_rate_per_sec` (429 `rate_limited`,
+    /// with `Retry-After`).
+    #[error("too many requests from this client; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
 }
 
 impl ApiError {
@@ -60,6 +69,8 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -74,7 +85,35 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Internal { .. } => "internal",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::RateLimited { .. } => "rate_limited",
         }
+    }
+
+    /// The header that tells the client how to recover, where HTTP defines one.
+    fn recovery_header(&self) -> Option<(HeaderName, HeaderValue)> {
+        match self {
+            ApiError::Unauthorized { key_given } => {
+                let challenge = if *key_given {
+                    r#"Bearer realm="anya-image-api", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="anya-image-api""#
+                };
+                Some((WWW_AUTHENTICATE, HeaderValue::from_static(challenge)))
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                Some((RETRY_AFTER, HeaderValue::from(*retry_after_secs)))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn unauthorized_message(key_given: bool) -> &'static str {
+    if key_given {
+        "the API key is not valid"
+    } else {
+        "an API key is required: send it as Authorization: Bearer <key>"
     }
 }
 
@@ -125,7 +164,11 @@ impl IntoResponse for ApiError {
                 message: self.to_string(),
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some((name, value)) = self.recovery_header() {
+            response.headers_mut().insert(name, value);
+        }
+        response
     }
 }
 
@@ -166,6 +209,28 @@ mod tests {
         assert_eq!(body["error"]["message"], "internal error");
     }
 
+    #[tokio::test]
+    async fn refusals_say_how_to_recover_in_a_header() {
+        let missing = ApiError::Unauthorized { key_given: false }.into_response();
+        let wrong = ApiError::Unauthorized { key_given: true }.into_response();
+        let limited = ApiError::RateLimited {
+            retry_after_secs: 7,
+        }
+        .into_response();
+
+        assert_eq!(
+            missing.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="anya-image-api""#
+        );
+        assert!(
+            wrong.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains(r#"error="invalid_token""#)
+        );
+        assert_eq!(limited.headers()[RETRY_AFTER], "7");
+    }
+
     #[test]
     fn every_variant_has_its_status_and_code() {
         let cases = [
@@ -195,6 +260,18 @@ mod tests {
                 "method_not_allowed",
             ),
             (ApiError::Unavailable(String::new()), 503, "unavailable"),
+            (
+                ApiError::Unauthorized { key_given: false },
+                401,
+                "unauthorized",
+            ),
+            (
+                ApiError::RateLimited {
+                    retry_after_secs: 1,
+                },
+                429,
+                "rate_limited",
+            ),
         ];
 
         for (error, status, code) in cases {

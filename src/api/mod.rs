@@ -4,10 +4,12 @@
 //! - [`extract`]: extractors whose rejections are [`ApiError`]s.
 //! - [`error`]: [`ApiError`], the only type that turns into a response.
 //! - [`layers`]: what wraps every request: request id, span, panic catching, body limit.
+//! - [`access`]: who may call: the optional API keys and per-client rate limit.
 //! - [`openapi`]: the OpenAPI document, generated from [`route_table`] and the answer types.
 //! - `search` and [`sources`]: the handlers of `/v1/search`, `/v1/tags` and `/v1/sources`;
 //!   the small routes (`/`, `/healthz`, `/metrics`, the fallbacks) are here.
 
+pub mod access;
 pub mod error;
 pub mod extract;
 pub mod layers;
@@ -34,13 +36,14 @@ pub use error::ApiError;
 /// drive it directly.
 pub fn router(state: AppState) -> Router {
     let body_limit_bytes = state.config.server.body_limit_bytes;
+    let access = access::Access::new(&state.config.server);
     let (routes, _) = route_table().split_for_parts();
     let routes = routes
         // Set after the routes: axum gives each existing route this fallback.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state);
-    layers::apply(routes, body_limit_bytes)
+    layers::apply(access.apply(routes), body_limit_bytes)
 }
 
 /// Every route with its handlers, each registered together with its OpenAPI operation: the
