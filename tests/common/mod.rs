@@ -51,4 +51,5 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
     };
     (status, text("code"), text("message"))
 }
+pub mod logs;
 pub mod sim;
