@@ -21,6 +21,10 @@ pub struct SourceLabels {
 }
 
 /// Labels of an upstream request's outcome: `ok`, an error kind, or `retried`.
+///
+/// Every attempt counts once under `ok` or its error kind, and once more under `retried`
+/// when it is tried again. `circuit_open` counts attempts refused without being sent while
+/// the source is paused.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub source: String,
@@ -97,7 +101,7 @@ impl Metrics {
         let r = &mut *registry;
         r.register(
             "upstream_requests",
-            "Upstream requests by source and outcome (ok, an error kind, retried)",
+            "Upstream request attempts by source and outcome (ok, an error kind, retried)",
             self.upstream_requests.clone(),
         );
         r.register(
