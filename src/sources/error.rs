@@ -133,6 +133,25 @@ impl UpstreamError {
         }
     }
 
+    /// The same error with `edit` applied to each of its texts that may quote an upstream
+    /// (a reason, a parse detail, a transport message).
+    pub fn map_texts(self, edit: impl Fn(String) -> String) -> UpstreamError {
+        match self {
+            UpstreamError::Connect(text) => UpstreamError::Connect(edit(text)),
+            UpstreamError::Transport(text) => UpstreamError::Transport(edit(text)),
+            UpstreamError::Auth(text) => UpstreamError::Auth(edit(text)),
+            UpstreamError::Rejected { status, reason } => UpstreamError::Rejected {
+                status,
+                reason: edit(reason),
+            },
+            UpstreamError::Malformed { expected, detail } => UpstreamError::Malformed {
+                expected,
+                detail: edit(detail),
+            },
+            other => other,
+        }
+    }
+
     /// The same error with the wait the upstream asked for, where the kind carries one.
     pub fn with_retry_after(self, wait: Option<Duration>) -> UpstreamError {
         match self {

@@ -181,11 +181,12 @@ impl Site {
 
     /// Parses a tag-search body.
     pub fn parse_tags(&self, body: &[u8]) -> Result<Vec<TagCandidate>, UpstreamError> {
-        match self.family {
+        let parsed = match self.family {
             Family::Danbooru => danbooru::parse_tags(body),
             Family::Gelbooru | Family::GelbooruV02 => gelbooru::parse_tags(body),
             Family::Moebooru => moebooru::parse_tags(body),
-        }
+        };
+        parsed.map_err(|error| self.redact(error))
     }
 
     /// The URL that lists what `name` is an alias of, where the family has aliases.
@@ -195,7 +196,7 @@ impl Site {
 
     /// Parses an alias-search body into the names the aliases point to.
     pub fn parse_aliases(&self, body: &[u8]) -> Result<Vec<String>, UpstreamError> {
-        danbooru::parse_aliases(body)
+        danbooru::parse_aliases(body).map_err(|error| self.redact(error))
     }
 
     /// The URL of page `page` (1-based) of posts tagged `tag`, `limit` posts per page.
@@ -209,11 +210,12 @@ impl Site {
 
     /// Parses a page of posts.
     pub fn parse_posts(&self, body: &[u8]) -> Result<PostPage, UpstreamError> {
-        match self.family {
+        let parsed = match self.family {
             Family::Danbooru => danbooru::parse_posts(self, body),
             Family::Gelbooru | Family::GelbooruV02 => gelbooru::parse_posts(self, body),
             Family::Moebooru => moebooru::parse_posts(self, body),
-        }
+        };
+        parsed.map_err(|error| self.redact(error))
     }
 
     /// The URL that counts posts tagged `tag`, or `None` where the first page says.
@@ -228,12 +230,13 @@ impl Site {
 
     /// Parses a count body.
     pub fn parse_count(&self, body: &[u8]) -> Result<u64, UpstreamError> {
-        match self.family {
+        let parsed = match self.family {
             Family::Danbooru => danbooru::parse_count(body),
             Family::Gelbooru | Family::GelbooruV02 | Family::Moebooru => {
                 gelbooru::parse_xml_count(body)
             }
-        }
+        };
+        parsed.map_err(|error| self.redact(error))
     }
 
     /// Turns a non-success answer into the error it means, reading the family's error body.
@@ -241,12 +244,45 @@ impl Site {
         if let Some(error) = UpstreamError::from_common(status, body) {
             return error;
         }
-        match self.family {
+        let error = match self.family {
             Family::Danbooru => danbooru::error_for(status, body),
             Family::Gelbooru | Family::GelbooruV02 => gelbooru::error_for(self, status, body),
             Family::Moebooru => moebooru::error_for(status, body),
+        };
+        self.redact(error)
+    }
+
+    /// `error` with this site's credentials blotted out of every text an upstream supplied:
+    /// a site, or a proxy in front of it, may quote the request's parameters back in an
+    /// error body, and the error's message reaches logs and clients.
+    pub fn redact(&self, error: UpstreamError) -> UpstreamError {
+        let Some(credentials) = &self.credentials else {
+            return error;
+        };
+        let secrets = [credentials.user.expose(), credentials.api_key.expose()];
+        error.map_texts(|text| redact_secrets(text, &secrets))
+    }
+}
+
+/// Shortest credential blotted out of messages; a shorter one (a low Gelbooru user id)
+/// would garble ordinary numbers and is no secret worth the noise.
+const MIN_REDACTED_CHARS: usize = 4;
+
+/// `text` with each of `secrets`, as written or as a URL encodes it, replaced by
+/// `[redacted]`.
+fn redact_secrets(mut text: String, secrets: &[&str]) -> String {
+    for secret in secrets
+        .iter()
+        .filter(|s| s.chars().count() >= MIN_REDACTED_CHARS)
+    {
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        for spelling in [secret.to_string(), form.replace('+', "%20"), form] {
+            if text.contains(&spelling) {
+                text = text.replace(&spelling, "[redacted]");
+            }
         }
     }
+    text
 }
 
 /// The scheme of an absolute URL (`https` of `https://x`), or `None` for a relative reference.
@@ -259,4 +295,50 @@ fn scheme_of(raw: &str) -> Option<&str> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     valid.then_some(scheme)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fields::testing;
+    use super::*;
+
+    const ACCOUNT: &str = "login = \"anya-login\"\napi_key = \"key&with spaces\"\n";
+
+    #[test]
+    fn an_upstream_that_quotes_the_credentials_back_is_redacted() {
+        let site = testing::site("danbooru", ACCOUNT);
+        let body =
+            br#"{"success":false,"message":"api_key=key%26with+spaces for anya-login is banned"}"#;
+
+        let error = site.error_for(403, body).to_string();
+
+        assert!(!error.contains("anya-login"), "{error}");
+        assert!(!error.contains("key%26with+spaces"), "{error}");
+        assert!(
+            error.contains("[redacted] for [redacted] is banned"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn parse_errors_quoting_the_credentials_are_redacted() {
+        let site = testing::site("gelbooru", "user_id = 4242421\napi_key = \"gel-key-77\"\n");
+        let body =
+            br#"<?xml version="1.0"?><response success="false" reason="user 4242421 is banned"/>"#;
+
+        let shown = site.parse_posts(body).unwrap_err().to_string();
+
+        assert!(shown.contains("user [redacted] is banned"), "{shown}");
+    }
+
+    #[test]
+    fn short_or_absent_credentials_leave_messages_alone() {
+        assert_eq!(
+            redact_secrets("HTTP 500 from 12".to_string(), &["12"]),
+            "HTTP 500 from 12"
+        );
+        let anonymous = testing::site("danbooru", "");
+        let error = anonymous.error_for(403, br#"{"message":"anya-login"}"#);
+        assert!(error.to_string().contains("anya-login"));
+    }
 }
