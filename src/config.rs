@@ -516,8 +516,12 @@ fn validate_source(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
 fn validate_credentials(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
     let (first, second) = match source.family {
         Family::Danbooru => (("login", &source.login), ("api_key", &source.api_key)),
-        Family::Gelbooru => (("user_id", &source.user_id), ("api_key", &source.api_key)),
-        Family::GelbooruV02 | Family::Moebooru => {
+        // Safebooru and TBIB need none today, but the same engine elsewhere (rule34.xxx)
+        // already asks for Gelbooru's pair, and the adapter sends it when configured.
+        Family::Gelbooru | Family::GelbooruV02 => {
+            (("user_id", &source.user_id), ("api_key", &source.api_key))
+        }
+        Family::Moebooru => {
             for (name, value) in [
                 ("login", &source.login),
                 ("api_key", &source.api_key),

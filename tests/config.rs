@@ -329,3 +329,15 @@ fn the_client_rate_limit_is_checked_and_named() {
     let off = Config::from_toml("[server]\nclient_burst = 0\n").unwrap();
     assert_eq!(off.server.client_burst, 0, "a burst matters only with a rate");
 }
+
+#[test]
+fn credentials_are_checked_per_family() {
+    let v02 = "[sources.safebooru]\nuser_id = \"1\"\napi_key = \"k\"\n";
+    assert!(Config::from_toml(v02).is_ok(), "the Gelbooru 0.2 engine takes Gelbooru's pair");
+
+    let half = Config::from_toml("[sources.safebooru]\nuser_id = \"1\"\n").unwrap_err();
+    assert!(half.to_string().contains("sources.safebooru.api_key"), "{half}");
+
+    let moebooru = Config::from_toml("[sources.yandere]\napi_key = \"k\"\n").unwrap_err();
+    assert!(moebooru.to_string().contains("sources.yandere.api_key"), "{moebooru}");
+}
