@@ -224,7 +224,7 @@ impl SearchService {
         } else {
             self.metrics.cache_misses.inc();
         }
-        Ok(SearchPage::cut(&result, &query, cached, started.elapsed()))
+        Ok(SearchPage::cut(&result, query, cached, started.elapsed()))
     }
 
     /// Runs tag discovery alone on the asked sources; no post pages are fetched.

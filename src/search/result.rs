@@ -93,7 +93,7 @@ impl Cacheable for SearchResult {
 pub struct SearchPage {
     /// The question as understood: normalised, with defaults filled in.
     #[schema(value_type = crate::api::openapi::SearchQueryEcho)]
-    pub query: serde_json::Value,
+    pub query: QueryEcho,
     /// The images of the asked page, ranked.
     #[schema(value_type = Vec<Image>)]
     pub images: PageImages,
@@ -105,11 +105,31 @@ pub struct SearchPage {
     pub max_pages: u64,
     /// The report of every enabled source by id, asked or not.
     #[schema(value_type = BTreeMap<String, SourceReport>)]
-    pub sources: BTreeMap<SourceId, SourceReport>,
+    pub sources: Reports,
     pub partial: bool,
     pub cached: bool,
     /// Time this request took, in milliseconds.
     pub elapsed_ms: u64,
+}
+
+/// The question a search answered, echoed in its answer.
+#[derive(Debug, Serialize)]
+pub struct QueryEcho {
+    pub character: String,
+    pub series: Option<String>,
+    pub sources: Vec<SourceId>,
+    pub rating: Vec<Rating>,
+    pub max_pages: u32,
+}
+
+/// The per-source reports of the shared cached result, serialised in place.
+#[derive(Debug)]
+pub struct Reports(Arc<SearchResult>);
+
+impl Serialize for Reports {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.sources.serialize(serializer)
+    }
 }
 
 /// The images of one page: indices into the shared cached result.
@@ -143,9 +163,12 @@ impl Serialize for PageImages {
 
 impl SearchPage {
     /// Cuts the page `query` asks for out of `result`, applying its rating filter.
+    ///
+    /// Nothing of the result is copied: the page refers to the cached images and reports,
+    /// which serialise straight from the cache.
     pub fn cut(
         result: &Arc<SearchResult>,
-        query: &SearchQuery,
+        query: SearchQuery,
         cached: bool,
         elapsed: Duration,
     ) -> SearchPage {
@@ -157,16 +180,22 @@ impl SearchPage {
         let start = u64::from(query.page.max(1) - 1).saturating_mul(per_page);
         let (total, indices) = select(result, mask, start, per_page);
         SearchPage {
-            query: query_echo(query),
+            page: query.page,
+            per_page: query.per_page,
+            query: QueryEcho {
+                character: query.character,
+                series: query.series,
+                sources: query.sources,
+                rating: query.ratings,
+                max_pages: query.max_pages,
+            },
             images: PageImages {
                 result: Arc::clone(result),
                 indices,
             },
             total,
-            page: query.page,
-            per_page: query.per_page,
             max_pages: total.div_ceil(per_page),
-            sources: result.sources.clone(),
+            sources: Reports(Arc::clone(result)),
             partial: result.partial,
             cached,
             elapsed_ms: elapsed.as_millis() as u64,
@@ -194,16 +223,6 @@ fn select(result: &SearchResult, mask: u8, start: u64, len: u64) -> (u64, Vec<u3
         total += 1;
     }
     (total, indices)
-}
-
-fn query_echo(query: &SearchQuery) -> serde_json::Value {
-    serde_json::json!({
-        "character": query.character,
-        "series": query.series,
-        "sources": query.sources,
-        "rating": query.ratings,
-        "max_pages": query.max_pages,
-    })
 }
 
 /// The `/v1/tags` answer.
@@ -275,7 +294,7 @@ mod tests {
     fn pages_are_cut_from_the_ranked_result() {
         let page = SearchPage::cut(
             &result(),
-            &query(2, 2, Rating::ALL.to_vec()),
+            query(2, 2, Rating::ALL.to_vec()),
             true,
             Duration::ZERO,
         );
@@ -289,7 +308,7 @@ mod tests {
     fn a_page_past_the_end_is_empty() {
         let page = SearchPage::cut(
             &result(),
-            &query(9, 2, Rating::ALL.to_vec()),
+            query(9, 2, Rating::ALL.to_vec()),
             true,
             Duration::ZERO,
         );
@@ -301,7 +320,7 @@ mod tests {
     fn the_rating_filter_counts_and_pages_only_kept_images() {
         let page = SearchPage::cut(
             &result(),
-            &query(1, 2, vec![Rating::General]),
+            query(1, 2, vec![Rating::General]),
             false,
             Duration::ZERO,
         );
