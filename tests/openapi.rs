@@ -193,6 +193,38 @@ async fn every_answer_fits_its_documented_schema() {
 }
 
 #[tokio::test]
+async fn refusals_of_a_guarded_deployment_fit_the_document() {
+    let world = World::new();
+    let guarded = "[server]\napi_keys = [\"openapi-test-key-0123456789\"]\n";
+    let stack = sim::start(world, guarded).await;
+    let (status, about) = stack.get("/").await;
+    assert_eq!(status, 200, "{about}");
+    let response = stack.http.get(stack.server.url("/openapi.json"));
+    let response = response.bearer_auth("openapi-test-key-0123456789");
+    let document: Value = response.send().await.unwrap().json().await.unwrap();
+
+    for route in [
+        ("GET", "/v1/sources"),
+        ("GET", "/metrics"),
+        ("POST", "/v1/search"),
+    ] {
+        assert_eq!(
+            check_answer(&stack, &document, route, None).await,
+            401,
+            "{route:?}"
+        );
+    }
+    assert_eq!(
+        check_answer(&stack, &document, ("GET", "/healthz"), None).await,
+        200
+    );
+    let open = &document["paths"]["/healthz"]["get"];
+    assert!(open["responses"]["401"].is_null() && open["security"].is_null());
+    let scheme = &document["components"]["securitySchemes"]["api_key"];
+    assert_eq!(scheme["scheme"], "bearer");
+}
+
+#[tokio::test]
 async fn metrics_are_documented_as_openmetrics_text() {
     let stack = stack().await;
     let document = document(&stack).await;

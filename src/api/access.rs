@@ -33,7 +33,7 @@ use super::error::ApiError;
 use crate::config::{Secret, ServerConfig};
 
 /// Paths anyone may call, without a key and without a limit.
-const OPEN_PATHS: [&str; 2] = ["/", "/healthz"];
+pub const OPEN_PATHS: [&str; 2] = ["/", "/healthz"];
 
 /// The header a proxy names the original client in.
 const X_FORWARDED_FOR: &str = "x-forwarded-for";

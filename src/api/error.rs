@@ -137,7 +137,8 @@ pub struct ErrorBody<'a> {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorFields<'a> {
     /// `invalid_query`, `invalid_body`, `payload_too_large`, `unsupported_media_type`,
-    /// `not_found`, `method_not_allowed`, `internal`, `unavailable`, ...
+    /// `not_found`, `method_not_allowed`, `unauthorized`, `rate_limited`, `internal` or
+    /// `unavailable`.
     #[schema(example = "invalid_query")]
     code: &'a str,
     /// Names the field or part of the request at fault; never a secret.

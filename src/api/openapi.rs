@@ -12,9 +12,14 @@ use std::sync::OnceLock;
 use axum::http::header::CONTENT_TYPE;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::{HeaderBuilder, OpenApi, PathItem, Required};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    Components, ContentBuilder, Header, HeaderBuilder, OpenApi, PathItem, Ref, RefOr, Required,
+    Response, ResponseBuilder,
+};
 use utoipa::{IntoParams, Modify, ToSchema};
 
+use super::access::OPEN_PATHS;
 use crate::model::Rating;
 
 /// The document's fixed parts; paths and schemas are added by the route table.
@@ -128,6 +133,7 @@ pub struct TagsQueryEcho {
 /// The whole document: the route table's paths and schemas, with what every route shares.
 pub fn build() -> OpenApi {
     let mut document = super::route_table().into_openapi();
+    Access.modify(&mut document);
     RequestIds.modify(&mut document);
     document
 }
@@ -151,6 +157,80 @@ pub fn document_json() -> &'static str {
 )]
 pub async fn document() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
     ([(CONTENT_TYPE, "application/json")], document_json())
+}
+
+/// Adds what `server.api_keys` and `server.client_rate_per_sec` mean to every route but the
+/// open ones: an optional bearer key, and the 401 and 429 answers, which only a deployment
+/// that turns them on gives.
+#[derive(Debug)]
+struct Access;
+
+/// The name of the bearer key's security scheme.
+const BEARER: &str = "api_key";
+
+impl Modify for Access {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let scheme = Http::builder()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "One of the deployment's `server.api_keys`, as `Authorization: Bearer <key>`; \
+                 needed only where the deployment sets any.",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Components::new)
+            .add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+        let guarded = openapi.paths.paths.iter_mut();
+        for (_, item) in guarded.filter(|(path, _)| !OPEN_PATHS.contains(&path.as_str())) {
+            for operation in operations(item) {
+                let anonymous = SecurityRequirement::default();
+                let keyed = SecurityRequirement::new(BEARER, Vec::<String>::new());
+                operation.security = Some(vec![anonymous, keyed]);
+                add_refusals(operation);
+            }
+        }
+    }
+}
+
+fn add_refusals(operation: &mut Operation) {
+    let unauthorized = refusal(
+        "The deployment requires an API key and the request has none or a wrong one \
+         (`unauthorized`)",
+        ("WWW-Authenticate", Type::String, "The bearer challenge"),
+    );
+    let rate_limited = refusal(
+        "The client used up its share of `server.client_rate_per_sec` (`rate_limited`)",
+        (
+            "Retry-After",
+            Type::Integer,
+            "Seconds to wait before trying again",
+        ),
+    );
+    let responses = &mut operation.responses.responses;
+    responses.insert("401".into(), RefOr::T(unauthorized));
+    responses.insert("429".into(), RefOr::T(rate_limited));
+}
+
+/// An error answer described by `description`, with the one header that says how to
+/// recover.
+fn refusal(description: &str, (header, kind, meaning): (&str, Type, &str)) -> Response {
+    let header_schema = ObjectBuilder::new().schema_type(kind);
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .header(header, header_of(header_schema, meaning))
+        .content("application/json", content)
+        .build()
+}
+
+fn header_of(schema: ObjectBuilder, description: &str) -> Header {
+    HeaderBuilder::new()
+        .schema(schema)
+        .description(Some(description))
+        .build()
 }
 
 /// Adds the `X-Request-Id` header, which every route takes and every answer carries, to
@@ -196,11 +276,8 @@ fn request_id_parameter() -> utoipa::openapi::path::Parameter {
 
 fn add_request_id_header(operation: &mut Operation) {
     for response in operation.responses.responses.values_mut() {
-        if let utoipa::openapi::RefOr::T(response) = response {
-            let header = HeaderBuilder::new()
-                .schema(request_id_schema())
-                .description(Some(REQUEST_ID_OUT))
-                .build();
+        if let RefOr::T(response) = response {
+            let header = header_of(request_id_schema(), REQUEST_ID_OUT);
             response
                 .headers
                 .insert(super::layers::REQUEST_ID.to_string(), header);
@@ -228,7 +305,6 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 mod tests {
     use serde_json::{Map, Value, json};
     use utoipa::PartialSchema;
-    use utoipa::openapi::RefOr;
     use utoipa::openapi::schema::Schema;
 
     use super::*;
