@@ -200,7 +200,9 @@ fn deserialize_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Url, D:
 /// API keys as a sequence of keys or one comma-separated string, each trimmed; the
 /// environment can only give a string, and a key holds no comma. An empty item is kept, so
 /// that validation refuses it rather than a stray comma silently changing the key list.
-fn deserialize_api_keys<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Secret>, D::Error> {
+fn deserialize_api_keys<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Secret>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Keys {

@@ -267,7 +267,11 @@ fn api_keys_come_from_the_environment_comma_separated_as_text() {
         let keys: Vec<&str> = config.server.api_keys.iter().map(|k| k.expose()).collect();
         assert_eq!(
             keys,
-            ["0000000000000000123", "[bracketed-key-text]", "true-true-true-true"]
+            [
+                "0000000000000000123",
+                "[bracketed-key-text]",
+                "true-true-true-true"
+            ]
         );
         let printed = format!("{config:?}");
         assert!(!printed.contains("bracketed-key-text"), "{printed}");
@@ -278,7 +282,10 @@ fn api_keys_come_from_the_environment_comma_separated_as_text() {
 #[test]
 fn a_bad_api_key_is_named_by_position_never_shown() {
     Jail::expect_with(|jail| {
-        jail.set_env("ANYA_SERVER__API_KEYS", "long-enough-key-number-one,short-key");
+        jail.set_env(
+            "ANYA_SERVER__API_KEYS",
+            "long-enough-key-number-one,short-key",
+        );
 
         let message = load_error(None);
 
@@ -291,7 +298,11 @@ fn a_bad_api_key_is_named_by_position_never_shown() {
 
 #[test]
 fn an_empty_api_key_fails_closed() {
-    for keys in ["", "long-enough-key-number-one,", "long-enough-key-number-one,,x"] {
+    for keys in [
+        "",
+        "long-enough-key-number-one,",
+        "long-enough-key-number-one,,x",
+    ] {
         Jail::expect_with(|jail| {
             jail.set_env("ANYA_SERVER__API_KEYS", keys);
 
@@ -312,32 +323,58 @@ fn api_keys_in_a_file_are_a_toml_array() {
     assert_eq!(keys, ["key-from-a-file-0001", "12345678901234567"]);
 
     let spaced = Config::from_toml("[server]\napi_keys = [\"has a space in the middle\"]\n");
-    assert!(spaced.unwrap_err().to_string().contains("server.api_keys[0]"));
+    assert!(
+        spaced
+            .unwrap_err()
+            .to_string()
+            .contains("server.api_keys[0]")
+    );
 }
 
 #[test]
 fn the_client_rate_limit_is_checked_and_named() {
     for (toml, key) in [
         ("client_rate_per_sec = -1.0", "server.client_rate_per_sec"),
-        ("client_rate_per_sec = 0.0000001", "server.client_rate_per_sec"),
-        ("client_rate_per_sec = 1.0\nclient_burst = 0", "server.client_burst"),
-        ("trust_forwarded_for = \"yes\"", "server.trust_forwarded_for"),
+        (
+            "client_rate_per_sec = 0.0000001",
+            "server.client_rate_per_sec",
+        ),
+        (
+            "client_rate_per_sec = 1.0\nclient_burst = 0",
+            "server.client_burst",
+        ),
+        (
+            "trust_forwarded_for = \"yes\"",
+            "server.trust_forwarded_for",
+        ),
     ] {
         let error = Config::from_toml(&format!("[server]\n{toml}\n")).unwrap_err();
         assert!(error.to_string().contains(key), "{toml}: {error}");
     }
     let off = Config::from_toml("[server]\nclient_burst = 0\n").unwrap();
-    assert_eq!(off.server.client_burst, 0, "a burst matters only with a rate");
+    assert_eq!(
+        off.server.client_burst, 0,
+        "a burst matters only with a rate"
+    );
 }
 
 #[test]
 fn credentials_are_checked_per_family() {
     let v02 = "[sources.safebooru]\nuser_id = \"1\"\napi_key = \"k\"\n";
-    assert!(Config::from_toml(v02).is_ok(), "the Gelbooru 0.2 engine takes Gelbooru's pair");
+    assert!(
+        Config::from_toml(v02).is_ok(),
+        "the Gelbooru 0.2 engine takes Gelbooru's pair"
+    );
 
     let half = Config::from_toml("[sources.safebooru]\nuser_id = \"1\"\n").unwrap_err();
-    assert!(half.to_string().contains("sources.safebooru.api_key"), "{half}");
+    assert!(
+        half.to_string().contains("sources.safebooru.api_key"),
+        "{half}"
+    );
 
     let moebooru = Config::from_toml("[sources.yandere]\napi_key = \"k\"\n").unwrap_err();
-    assert!(moebooru.to_string().contains("sources.yandere.api_key"), "{moebooru}");
+    assert!(
+        moebooru.to_string().contains("sources.yandere.api_key"),
+        "{moebooru}"
+    );
 }

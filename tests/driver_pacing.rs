@@ -11,7 +11,10 @@ use anya_sim::{SimFamily, Simulator, World};
 
 fn world() -> World {
     let mut world = World::new();
-    world.source("konachan", SimFamily::Moebooru).tag("anya_forger", 4).posts(0..50, &["anya_forger"]);
+    world
+        .source("konachan", SimFamily::Moebooru)
+        .tag("anya_forger", 4)
+        .posts(0..50, &["anya_forger"]);
     world
 }
 
@@ -28,7 +31,11 @@ async fn burst(driver: &Arc<Driver>, count: u32) {
     let site = driver.site("konachan").expect("configured").clone();
     let requests = (1..=count).map(|page| {
         let (driver, url) = (driver.clone(), site.posts_url("anya_forger", page, 1));
-        async move { driver.get("konachan", url, RequestKind::Page(page), None).await }
+        async move {
+            driver
+                .get("konachan", url, RequestKind::Page(page), None)
+                .await
+        }
     });
     for result in futures::future::join_all(requests).await {
         result.expect("the simulator answers");
@@ -47,24 +54,41 @@ async fn requests_released_at_once_arrive_no_faster_than_the_rate() {
     assert_eq!(arrivals.len(), 21);
     let period = Duration::from_secs_f64(1.0 / rate);
     let span = *arrivals.last().unwrap() - arrivals[0];
-    assert!(span >= period * 20 - period / 2, "21 requests took only {span:?}");
+    assert!(
+        span >= period * 20 - period / 2,
+        "21 requests took only {span:?}"
+    );
     // Loopback delivery may bunch two arrivals a little; it never bunches a whole window.
     for window in arrivals.windows(5) {
         let taken = window[4] - window[0];
-        assert!(taken >= period * 4 - period / 2, "5 arrivals within {taken:?}");
+        assert!(
+            taken >= period * 4 - period / 2,
+            "5 arrivals within {taken:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn never_more_requests_in_flight_than_the_semaphore_allows() {
     let sim = Simulator::start(world()).await.unwrap();
-    sim.set_latency("konachan", Duration::from_millis(60), Duration::from_millis(60));
+    sim.set_latency(
+        "konachan",
+        Duration::from_millis(60),
+        Duration::from_millis(60),
+    );
     let driver = driver_for(&sim.base_url("konachan"), 1000.0, 3).await;
 
     burst(&driver, 12).await;
 
     assert_eq!(sim.requests_for("konachan").len(), 12);
-    assert_eq!(sim.max_in_flight("konachan"), 3, "the semaphore's three permits were all used, and no more");
+    assert_eq!(
+        sim.max_in_flight("konachan"),
+        3,
+        "the semaphore's three permits were all used, and no more"
+    );
     let stats = driver.stats("konachan").unwrap();
-    assert_eq!((stats.in_flight, stats.permits_free, stats.requests), (0, 3, 12));
+    assert_eq!(
+        (stats.in_flight, stats.permits_free, stats.requests),
+        (0, 3, 12)
+    );
 }

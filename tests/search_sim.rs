@@ -364,7 +364,12 @@ async fn an_image_on_several_sources_lists_each_with_the_strictest_rating() {
         shared["file_url"].as_str().unwrap().contains("/safebooru/"),
         "{shared}"
     );
-    let tags: Vec<_> = shared["tags"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let tags: Vec<_> = shared["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert!(tags.contains(&"a") && tags.contains(&"b"), "{tags:?}");
     assert_eq!(
         general["total"], 5,

@@ -310,7 +310,7 @@ fn log_outcome(query: &SearchQuery, result: &SearchResult) {
             report.status,
             SourceStatus::Error | SourceStatus::Timeout | SourceStatus::Partial
         ) {
-            warn!(source = %id, status = ?report.status, error = report.error.as_deref().unwrap_or(""), "source degraded");
+            warn!(source = %id, status = report.status.as_str(), error = report.error.as_deref().unwrap_or(""), "source degraded");
         }
     }
     let statuses: Vec<String> = result

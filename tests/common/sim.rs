@@ -26,7 +26,9 @@ pub async fn start(world: World, overrides: &str) -> Stack {
 pub async fn start_layered(world: World, overrides: &[&str]) -> Stack {
     let sim = Simulator::start(world).await.expect("the simulator starts");
     let sources = sources_toml(&sim);
-    let layers: Vec<&str> = std::iter::once(sources.as_str()).chain(overrides.iter().copied()).collect();
+    let layers: Vec<&str> = std::iter::once(sources.as_str())
+        .chain(overrides.iter().copied())
+        .collect();
     let config = Config::from_toml_layers(&layers).expect("test configuration is valid");
     let state = AppState::new(config).expect("the HTTP client builds");
     let server = server::spawn(state.clone())
