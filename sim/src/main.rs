@@ -1,8 +1,10 @@
-//! `anya-sim`: serves [`World::standard`] on a loopback port until Ctrl-C or SIGTERM.
+//! `anya-sim`: serves [`World::standard`] (or [`World::big`]) on a loopback port until
+//! Ctrl-C or SIGTERM.
 //!
-//! Usage: `anya-sim [--port N] [--latency-ms MIN-MAX]` (port 9000 by default; latency off
-//! unless given, a single number meaning a fixed delay). Logs the base URL of each source
-//! and the environment lines that point anya-image-api at them.
+//! Usage: `anya-sim [--port N] [--latency-ms MIN-MAX] [--world standard|big]
+//! [--posts-per-source N]` (port 9000 by default; latency off unless given, a single number
+//! meaning a fixed delay; `--posts-per-source` sizes the big world, 10000 by default). Logs
+//! the base URL of each source and the environment lines that point anya-image-api at them.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,13 +14,20 @@ use std::time::Duration;
 use anya_sim::{SimHandle, Simulator, World};
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: anya-sim [--port N] [--latency-ms MIN-MAX]";
+const USAGE: &str = "usage: anya-sim [--port N] [--latency-ms MIN-MAX] [--world standard|big] \
+                     [--posts-per-source N]";
+
+/// Anya posts per source of the big world when `--posts-per-source` is not given: 100 pages
+/// of 100 posts.
+const BIG_POSTS_PER_SOURCE: u64 = 10_000;
 
 /// The command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Options {
     port: u16,
     latency: Option<(Duration, Duration)>,
+    /// `None` for the standard world, else the big world's posts per source.
+    big: Option<u64>,
 }
 
 #[tokio::main]
@@ -49,7 +58,8 @@ async fn main() -> ExitCode {
 
 async fn run(options: Options) -> std::io::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], options.port));
-    let sim = Simulator::start_on(World::standard(), addr).await?;
+    let world = options.big.map_or_else(World::standard, World::big);
+    let sim = Simulator::start_on(world, addr).await?;
     if let Some((min, max)) = options.latency {
         sim.sources()
             .iter()
@@ -97,7 +107,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         port: 9000,
         latency: None,
+        big: None,
     };
+    let mut posts = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -107,8 +119,23 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 options.port = text.parse().map_err(|_| format!("bad --port {text:?}"))?;
             }
             "--latency-ms" => options.latency = Some(parse_latency(value()?)?),
+            "--world" => match value()?.as_str() {
+                "standard" => options.big = None,
+                "big" => options.big = Some(BIG_POSTS_PER_SOURCE),
+                other => return Err(format!("bad --world {other:?}, expected standard or big")),
+            },
+            "--posts-per-source" => {
+                let text = value()?;
+                let n = text.parse::<u64>().ok().filter(|n| *n > 0);
+                posts = Some(n.ok_or_else(|| format!("bad --posts-per-source {text:?}"))?);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    match (options.big, posts) {
+        (Some(_), Some(n)) => options.big = Some(n),
+        (None, Some(_)) => return Err("--posts-per-source needs --world big".into()),
+        _ => {}
     }
     Ok(options)
 }
@@ -143,5 +170,17 @@ mod tests {
         assert!(parse(&args(&["--latency-ms", "80-20"])).is_err());
         assert!(parse(&args(&["--port"])).is_err());
         assert!(parse(&args(&["--verbose"])).is_err());
+    }
+
+    #[test]
+    fn reads_the_world() {
+        assert_eq!(parse(&args(&[])).unwrap().big, None);
+        let big = parse(&args(&["--world", "big"])).unwrap();
+        assert_eq!(big.big, Some(BIG_POSTS_PER_SOURCE));
+        let sized = parse(&args(&["--posts-per-source", "500", "--world", "big"])).unwrap();
+        assert_eq!(sized.big, Some(500));
+        assert!(parse(&args(&["--posts-per-source", "500"])).is_err());
+        assert!(parse(&args(&["--world", "huge"])).is_err());
+        assert!(parse(&args(&["--world", "big", "--posts-per-source", "0"])).is_err());
     }
 }

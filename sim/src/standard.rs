@@ -1,5 +1,8 @@
 //! [`World::standard`]: a Spy x Family world on all six source ids, with known overlaps,
-//! colliding names and the recorded fixtures, for the binary, demos and benchmarks.
+//! colliding names and the recorded fixtures, for the binary, demos and benchmarks; and
+//! [`World::big`], the same names at a size chosen for memory and load benchmarks.
+
+use std::ops::Range;
 
 use crate::post::{PostSpec, Rating};
 use crate::world::{SimFamily, World};
@@ -49,6 +52,59 @@ impl World {
         konachan(&mut world);
         tbib(&mut world);
         world
+    }
+}
+
+impl World {
+    /// The standard world's sources and tag names with `posts_per_source` Anya posts on
+    /// every source, for benchmarks that need many full pages (the scripts in `scripts/`).
+    ///
+    /// Source `k` (in the order safebooru, danbooru, gelbooru, yandere, konachan, tbib)
+    /// holds images `k * n / 4 .. k * n / 4 + n` with `n = posts_per_source`, so the union
+    /// is `9n / 4` distinct MD5s (`n` rounded down to a multiple of 4) and most images are
+    /// on two to four sources. One post in four also shows Yor. Tag discovery chooses the
+    /// same tags as in the standard world; no fixtures, traps or restricted posts.
+    pub fn big(posts_per_source: u64) -> World {
+        let n = posts_per_source;
+        let ids = [
+            ("safebooru", SimFamily::GelbooruV02),
+            ("danbooru", SimFamily::Danbooru),
+            ("gelbooru", SimFamily::Gelbooru),
+            ("yandere", SimFamily::Moebooru),
+            ("konachan", SimFamily::Moebooru),
+            ("tbib", SimFamily::GelbooruV02),
+        ];
+        let mut world = World::new();
+        for (k, (id, family)) in (0u64..).zip(ids) {
+            let start = k * (n / 4);
+            big_source(&mut world, id, family, start..start + n);
+        }
+        world
+    }
+}
+
+/// One source of [`World::big`]: Anya on `images`, alone or with Yor.
+fn big_source(world: &mut World, id: &str, family: SimFamily, images: Range<u64>) {
+    let (solo, pair): (&[&str], &[&str]) = match family {
+        SimFamily::Moebooru => {
+            moebooru_names(world, id);
+            (
+                &[ANYA_MOE, SERIES, "pink_hair", "school_uniform"],
+                &[ANYA_MOE, "yor_forger", SERIES, "dress"],
+            )
+        }
+        _ => {
+            danbooru_names(world, id, family);
+            (ANYA_SOLO, ANYA_YOR)
+        }
+    };
+    let source = world.source(id, family).tag_format_xml(id == "tbib");
+    let mut start = images.start;
+    while start < images.end {
+        let end = (start + 100).min(images.end);
+        let split = start + (end - start) * 3 / 4;
+        source.posts(start..split, solo).posts(split..end, pair);
+        start = end;
     }
 }
 
@@ -245,5 +301,15 @@ mod tests {
             ("tbib", 1200),
         ];
         assert_eq!(counts, expected.map(|(s, n)| (s.to_owned(), n)));
+    }
+
+    #[test]
+    fn the_big_world_has_its_documented_size() {
+        let world = World::big(1000);
+        assert_eq!(world.source_ids().len(), 6);
+        assert_eq!(anya_md5s(&world).len(), 2250);
+        for source in world.sources.iter().cloned().map(SourceData::build) {
+            assert_eq!(source.posts.len(), 1000, "{}", source.id);
+        }
     }
 }
