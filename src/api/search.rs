@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 
+use super::body::JsonChunks;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonObject, QueryPairs};
 use super::openapi::{SearchParams, TagsParams};
@@ -26,9 +27,11 @@ use crate::search::{SearchPage, TagsAnswer};
 pub async fn search_get(
     State(state): State<AppState>,
     QueryPairs(pairs): QueryPairs,
-) -> Result<Json<SearchPage>, ApiError> {
+) -> Result<JsonChunks, ApiError> {
     let query = rules(&state).search_query(&RawParams::from_query(pairs)?)?;
-    Ok(Json(state.search.search(query).await?))
+    Ok(JsonChunks::new(
+        state.search.search(query).await?.into_chunks(),
+    ))
 }
 
 /// Every image of a character, merged from the sources; the question as a JSON object.
@@ -49,9 +52,11 @@ pub async fn search_get(
 pub async fn search_post(
     State(state): State<AppState>,
     JsonObject(object): JsonObject,
-) -> Result<Json<SearchPage>, ApiError> {
+) -> Result<JsonChunks, ApiError> {
     let query = rules(&state).search_query(&RawParams::from_json(object))?;
-    Ok(Json(state.search.search(query).await?))
+    Ok(JsonChunks::new(
+        state.search.search(query).await?.into_chunks(),
+    ))
 }
 
 /// The tags each source would search for a character: discovery alone, no posts fetched.

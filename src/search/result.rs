@@ -1,13 +1,17 @@
 //! What a search stores and what it answers: the cached, ranked result and the page of it a
 //! client receives.
 //!
-//! Images are stored already serialised (one JSON text each) with their rating beside them,
-//! so a cached answer is a filter and a slice, not a re-merge or a re-serialisation.
+//! Images are stored already serialised, one after another in one shared buffer with their
+//! ratings beside it, and so are the per-source reports, so a cached answer is a filter and
+//! a slice, not a re-merge or a re-serialisation: [`SearchPage::into_chunks`] hands out a
+//! page of consecutive images as a slice of that buffer, without copying it.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde::ser::SerializeSeq;
 use serde_json::value::RawValue;
@@ -17,20 +21,15 @@ use super::{SearchQuery, SourceReport, SourceStatus, TagsReport};
 use crate::cache::Cacheable;
 use crate::model::{Rating, SourceId};
 
-/// One merged image, serialised once.
-#[derive(Debug)]
-pub struct StoredImage {
-    pub rating: Rating,
-    pub json: Box<RawValue>,
-}
-
 /// The complete outcome of one fan-out, as cached.
 #[derive(Debug)]
 pub struct SearchResult {
-    /// Every image, ranked.
-    pub images: Vec<StoredImage>,
+    /// Every image, ranked, serialised.
+    pub images: StoredImages,
     /// The report of every enabled source, asked or not.
     pub sources: BTreeMap<SourceId, SourceReport>,
+    /// `sources` serialised once: every answer carries it unchanged.
+    sources_json: Bytes,
     /// Whether any asked source is neither `ok` nor `no_tags`.
     pub partial: bool,
     /// How long the fan-out took, in milliseconds.
@@ -44,47 +43,109 @@ impl SearchResult {
         sources: BTreeMap<SourceId, SourceReport>,
         elapsed: Duration,
     ) -> SearchResult {
-        let images = images.into_iter().map(|image| store(&image)).collect();
         let partial = sources.values().any(|report| {
             !matches!(
                 report.status,
                 SourceStatus::Ok | SourceStatus::NoTags | SourceStatus::Skipped
             )
         });
+        let sources_json = serde_json::to_vec(&sources).expect("reports always serialise");
         SearchResult {
-            images,
+            images: StoredImages::new(images),
             sources,
+            sources_json: Bytes::from(sources_json),
             partial,
             elapsed_ms: elapsed.as_millis() as u64,
         }
     }
 }
 
-fn store(image: &Image) -> StoredImage {
-    let text = serde_json::to_string(image).expect("images always serialise");
-    StoredImage {
-        rating: image.rating,
-        json: RawValue::from_string(text).expect("serde_json output is valid JSON"),
-    }
-}
-
 impl Cacheable for SearchResult {
     fn weight_bytes(&self) -> usize {
-        let images: usize = self
-            .images
-            .iter()
-            .map(|image| image.json.get().len() + size_of::<StoredImage>())
-            .sum();
-        let reports: usize = self
-            .sources
-            .iter()
+        let reports: usize = (self.sources.iter())
             .map(|(id, report)| id.len() + 256 + report.tags.iter().map(String::len).sum::<usize>())
             .sum();
-        images + reports + size_of::<SearchResult>()
+        self.images.weight_bytes() + reports + self.sources_json.len() + size_of::<SearchResult>()
     }
 
     fn is_partial(&self) -> bool {
         self.partial
+    }
+}
+
+/// Ranked images as JSON texts joined by commas in one buffer (`{..},{..},{..}`), with the
+/// end of each text and its rating in `slots`: images `i..j` are the bytes from the start
+/// of `i` to the end of `j - 1`, commas included, ready to go between `[` and `]`.
+#[derive(Debug)]
+pub struct StoredImages {
+    json: Bytes,
+    slots: Vec<Slot>,
+}
+
+/// Where one stored image's text ends, and its rating.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    end: usize,
+    rating: Rating,
+}
+
+impl StoredImages {
+    /// Serialises `images` in their order.
+    fn new(images: Vec<Image>) -> StoredImages {
+        let mut json = Vec::new();
+        let mut slots = Vec::with_capacity(images.len());
+        for image in images {
+            if !slots.is_empty() {
+                json.push(b',');
+            }
+            serde_json::to_writer(&mut json, &image).expect("images always serialise");
+            slots.push(Slot {
+                end: json.len(),
+                rating: image.rating,
+            });
+        }
+        StoredImages {
+            json: Bytes::from(json),
+            slots,
+        }
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Rating of image `index`.
+    fn rating(&self, index: usize) -> Rating {
+        self.slots[index].rating
+    }
+
+    /// The byte range of image `index`'s text.
+    fn span(&self, index: usize) -> Range<usize> {
+        let start = match index {
+            0 => 0,
+            _ => self.slots[index - 1].end + 1,
+        };
+        start..self.slots[index].end
+    }
+
+    /// The JSON text of image `index`.
+    fn text(&self, index: usize) -> &[u8] {
+        &self.json[self.span(index)]
+    }
+
+    /// Images `first..=last` with their commas, sharing the buffer.
+    fn run(&self, first: usize, last: usize) -> Bytes {
+        self.json.slice(self.span(first).start..self.span(last).end)
+    }
+
+    fn weight_bytes(&self) -> usize {
+        self.json.len() + self.slots.len() * size_of::<Slot>()
     }
 }
 
@@ -128,7 +189,7 @@ pub struct Reports(Arc<SearchResult>);
 
 impl Serialize for Reports {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.sources.serialize(serializer)
+        raw(&self.0.sources_json).serialize(serializer)
     }
 }
 
@@ -149,16 +210,46 @@ impl PageImages {
     pub fn is_empty(&self) -> bool {
         self.indices.is_empty()
     }
+
+    /// The page's images as they go between `[` and `]`: a slice of the cached buffer when
+    /// they are consecutive there (always, unless a rating filter skips some), else a copy.
+    fn joined(&self) -> Bytes {
+        let images = &self.result.images;
+        let (Some(&first), Some(&last)) = (self.indices.first(), self.indices.last()) else {
+            return Bytes::new();
+        };
+        if (last - first) as usize + 1 == self.indices.len() {
+            return images.run(first as usize, last as usize);
+        }
+        let size: usize = (self.indices.iter())
+            .map(|&index| images.span(index as usize).len() + 1)
+            .sum();
+        let mut joined = BytesMut::with_capacity(size);
+        for (n, &index) in self.indices.iter().enumerate() {
+            if n > 0 {
+                joined.put_u8(b',');
+            }
+            joined.put_slice(images.text(index as usize));
+        }
+        joined.freeze()
+    }
 }
 
 impl Serialize for PageImages {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.indices.len()))?;
         for &index in &self.indices {
-            seq.serialize_element(&self.result.images[index as usize].json)?;
+            seq.serialize_element(&raw(self.result.images.text(index as usize)))?;
         }
         seq.end()
     }
+}
+
+/// Stored JSON text as a value serde writes through unchanged.
+fn raw(json: &[u8]) -> &RawValue {
+    let text = std::str::from_utf8(json).expect("stored JSON is serde_json output, so UTF-8");
+    // Stored text came from serde_json, so it parses; the check costs a scan, never a copy.
+    serde_json::from_str(text).expect("stored JSON is serde_json output, so valid")
 }
 
 impl SearchPage {
@@ -201,6 +292,33 @@ impl SearchPage {
             elapsed_ms: elapsed.as_millis() as u64,
         }
     }
+
+    /// The answer's JSON text in pieces, the same text `Serialize` writes: the images and
+    /// the reports are slices of the cached result, so a cached answer copies neither.
+    pub fn into_chunks(self) -> Vec<Bytes> {
+        let mut head = b"{\"query\":".to_vec();
+        serde_json::to_writer(&mut head, &self.query).expect("the query echo always serialises");
+        head.extend_from_slice(b",\"images\":[");
+        let middle = format!(
+            "],\"total\":{},\"page\":{},\"per_page\":{},\"max_pages\":{},\"sources\":",
+            self.total, self.page, self.per_page, self.max_pages
+        );
+        let tail = format!(
+            ",\"partial\":{},\"cached\":{},\"elapsed_ms\":{}}}",
+            self.partial, self.cached, self.elapsed_ms
+        );
+        let chunks = [
+            Bytes::from(head),
+            self.images.joined(),
+            Bytes::from(middle),
+            self.sources.0.sources_json.clone(),
+            Bytes::from(tail),
+        ];
+        chunks
+            .into_iter()
+            .filter(|chunk| !chunk.is_empty())
+            .collect()
+    }
 }
 
 /// Counts the images whose rating is in `mask` and picks those in `[start, start + len)`.
@@ -213,8 +331,8 @@ fn select(result: &SearchResult, mask: u8, start: u64, len: u64) -> (u64, Vec<u3
     }
     let mut total = 0u64;
     let mut indices = Vec::new();
-    for (index, image) in result.images.iter().enumerate() {
-        if image.rating.bit() & mask == 0 {
+    for index in 0..result.images.len() {
+        if result.images.rating(index).bit() & mask == 0 {
             continue;
         }
         if total >= start && total < start.saturating_add(len) {
@@ -287,7 +405,79 @@ mod tests {
             .enumerate()
             .map(|(n, r)| image(n as u32, *r))
             .collect();
-        Arc::new(SearchResult::new(images, BTreeMap::new(), Duration::ZERO))
+        let report = SourceReport {
+            status: SourceStatus::Partial,
+            tags: vec!["anya_(spy_x_family)".into()],
+            pages: 2,
+            posts: 5,
+            skipped_posts: 1,
+            elapsed_ms: 12,
+            error: Some("page 3 failed: \"quoted\" reason".into()),
+        };
+        let sources = BTreeMap::from([(SourceId::from("x"), report)]);
+        Arc::new(SearchResult::new(images, sources, Duration::ZERO))
+    }
+
+    /// The bytes a page goes out as, joined.
+    fn sent(page: SearchPage) -> Vec<u8> {
+        page.into_chunks().concat()
+    }
+
+    #[test]
+    fn the_pieces_sent_are_exactly_what_serialize_writes() {
+        let all = Rating::ALL.to_vec();
+        let cases = [
+            query(1, 2, all.clone()),
+            query(2, 2, all.clone()),
+            query(1, 100, all.clone()),
+            query(9, 2, all),
+            query(1, 3, vec![Rating::General, Rating::Sensitive]),
+            query(1, 5, vec![Rating::Questionable]),
+        ];
+        for (n, query) in cases.into_iter().enumerate() {
+            let cut = || SearchPage::cut(&result(), query.clone(), n % 2 == 0, Duration::ZERO);
+            let written = serde_json::to_vec(&cut()).unwrap();
+            assert_eq!(
+                String::from_utf8(sent(cut())).unwrap(),
+                String::from_utf8(written).unwrap(),
+                "case {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_page_of_consecutive_images_is_a_slice_of_the_cache() {
+        let result = result();
+        let page = SearchPage::cut(
+            &result,
+            query(1, 3, Rating::ALL.to_vec()),
+            true,
+            Duration::ZERO,
+        );
+        let images = page.images.joined();
+        let buffer = result.images.json.as_ptr_range();
+        assert!(buffer.contains(&images.as_ptr()), "the page was copied");
+        let parsed: serde_json::Value =
+            serde_json::from_slice(&[b"[", &images[..], b"]"].concat()).unwrap();
+        assert_eq!(parsed.as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn the_reports_are_stored_serialised_and_sent_unchanged() {
+        let page = SearchPage::cut(
+            &result(),
+            query(1, 1, Rating::ALL.to_vec()),
+            false,
+            Duration::ZERO,
+        );
+        let json: serde_json::Value = serde_json::from_slice(&sent(page)).unwrap();
+        assert_eq!(json["sources"]["x"]["status"], "partial");
+        assert_eq!(
+            json["sources"]["x"]["error"],
+            "page 3 failed: \"quoted\" reason"
+        );
+        assert_eq!(json["partial"], true);
+        assert_eq!(json["cached"], false);
     }
 
     #[test]
