@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
@@ -327,19 +328,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        positive("search.max_pages", self.search.max_pages.into())?;
-        positive("search.tag_candidates", self.search.tag_candidates.into())?;
-        positive("cache.max_bytes", self.cache.max_bytes)?;
-        positive(
-            "upstream.max_body_bytes",
-            self.upstream.max_body_bytes as u64,
-        )?;
-        positive(
-            "server.body_limit_bytes",
-            self.server.body_limit_bytes as u64,
-        )?;
-        header_value("upstream.user_agent", &self.upstream.user_agent)?;
-        validate_access(&self.server)?;
+        validate_server(&self.server)?;
+        validate_search(&self.search)?;
+        validate_cache(&self.cache)?;
+        validate_upstream(&self.upstream)?;
         if self.sources.is_empty() {
             return Err(ConfigError(
                 "sources: at least one source must be configured".into(),
@@ -350,6 +342,49 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Largest `search.max_pages`: the HTTP contract lets a client ask for 1 to 100 pages.
+const MAX_PAGES_LIMIT: u64 = 100;
+
+fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
+    positive("server.body_limit_bytes", server.body_limit_bytes as u64)?;
+    // With no grace at all a stop would drop every request in flight, which is what the
+    // graceful stop exists to prevent.
+    positive("server.shutdown_grace_secs", server.shutdown_grace_secs)?;
+    validate_access(server)
+}
+
+fn validate_search(search: &SearchConfig) -> Result<(), ConfigError> {
+    in_range(
+        "search.max_pages",
+        search.max_pages.into(),
+        1..=MAX_PAGES_LIMIT,
+    )?;
+    positive("search.tag_candidates", search.tag_candidates.into())
+}
+
+fn validate_cache(cache: &CacheConfig) -> Result<(), ConfigError> {
+    positive("cache.ttl_secs", cache.ttl_secs)?;
+    positive("cache.partial_ttl_secs", cache.partial_ttl_secs)?;
+    if cache.partial_ttl_secs > cache.ttl_secs {
+        return Err(ConfigError(format!(
+            "cache.partial_ttl_secs ({}) must not exceed cache.ttl_secs ({}): a partial result \
+             may not outlive a complete one",
+            cache.partial_ttl_secs, cache.ttl_secs
+        )));
+    }
+    positive("cache.max_bytes", cache.max_bytes)
+}
+
+fn validate_upstream(upstream: &UpstreamConfig) -> Result<(), ConfigError> {
+    // A zero connect timeout fails every connection before it can open.
+    positive(
+        "upstream.connect_timeout_secs",
+        upstream.connect_timeout_secs,
+    )?;
+    positive("upstream.max_body_bytes", upstream.max_body_bytes as u64)?;
+    header_value("upstream.user_agent", &upstream.user_agent)
 }
 
 /// Credential fields; the environment layer reads them as text, never as numbers.
@@ -420,6 +455,17 @@ fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn in_range(key: &str, value: u64, range: RangeInclusive<u64>) -> Result<(), ConfigError> {
+    if !range.contains(&value) {
+        return Err(ConfigError(format!(
+            "{key} must be from {} to {}, got {value}",
+            range.start(),
+            range.end()
+        )));
+    }
+    Ok(())
+}
+
 fn header_value(key: &str, value: &str) -> Result<(), ConfigError> {
     if value.trim().is_empty() || reqwest::header::HeaderValue::from_str(value).is_err() {
         return Err(ConfigError(format!(
@@ -466,7 +512,6 @@ fn api_key(index: usize, key: &str) -> Result<(), ConfigError> {
 }
 
 fn validate_source(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
-    let key = |field: &str| format!("sources.{id}.{field}");
     if id.is_empty()
         || !id
             .bytes()
@@ -476,6 +521,17 @@ fn validate_source(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
             "sources.{id}: a source id may hold only lowercase letters, digits and '_'"
         )));
     }
+    validate_source_limits(id, source)?;
+    validate_source_retries(id, source)?;
+    if let Some(agent) = &source.user_agent {
+        header_value(&format!("sources.{id}.user_agent"), agent)?;
+    }
+    validate_credentials(id, source)
+}
+
+/// The pace and size of a source's requests: concurrency, rate, burst and page size.
+fn validate_source_limits(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("sources.{id}.{field}");
     positive(&key("concurrency"), source.concurrency.into())?;
     positive(&key("burst"), source.burst.into())?;
     if !(source.rate_per_sec.is_finite()
@@ -488,7 +544,25 @@ fn validate_source(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
             source.rate_per_sec
         )));
     }
+    let max_page_size = source.family.max_page_size();
+    if source.page_size == 0 || source.page_size > max_page_size {
+        return Err(ConfigError(format!(
+            "{} must be from 1 to {max_page_size} for the {} family, got {}",
+            key("page_size"),
+            source.family.as_str(),
+            source.page_size
+        )));
+    }
+    Ok(())
+}
+
+/// How a source recovers from failures: back-off waits and the circuit breaker.
+fn validate_source_retries(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("sources.{id}.{field}");
     positive(&key("circuit_failures"), source.circuit_failures.into())?;
+    // A zero cool-down would let a paused source be probed at once, so the pause would
+    // spare the upstream nothing.
+    positive(&key("circuit_cooldown_secs"), source.circuit_cooldown_secs)?;
     for (name, value) in [
         ("backoff_base_secs", source.backoff_base_secs),
         ("backoff_max_secs", source.backoff_max_secs),
@@ -500,19 +574,16 @@ fn validate_source(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {
             )));
         }
     }
-    let max_page_size = source.family.max_page_size();
-    if source.page_size == 0 || source.page_size > max_page_size {
+    if source.backoff_base_secs > source.backoff_max_secs {
         return Err(ConfigError(format!(
-            "{} must be from 1 to {max_page_size} for the {} family, got {}",
-            key("page_size"),
-            source.family.as_str(),
-            source.page_size
+            "{} ({}) must not exceed {} ({})",
+            key("backoff_base_secs"),
+            source.backoff_base_secs,
+            key("backoff_max_secs"),
+            source.backoff_max_secs
         )));
     }
-    if let Some(agent) = &source.user_agent {
-        header_value(&key("user_agent"), agent)?;
-    }
-    validate_credentials(id, source)
+    Ok(())
 }
 
 fn validate_credentials(id: &str, source: &SourceConfig) -> Result<(), ConfigError> {

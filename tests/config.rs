@@ -378,3 +378,180 @@ fn credentials_are_checked_per_family() {
         "{moebooru}"
     );
 }
+
+/// DESIGN's table of the six built-in sources, in configuration order: family, default
+/// base URL, concurrency (3x the base), rate_per_sec (2x the base) and page size (each
+/// family's maximum).
+const BUILT_IN_SOURCES: [(&str, &str, &str, u32, f64, u32); 6] = [
+    (
+        "safebooru",
+        "gelbooru_v02",
+        "https://safebooru.org/",
+        15,
+        4.0,
+        1000,
+    ),
+    (
+        "danbooru",
+        "danbooru",
+        "https://danbooru.donmai.us/",
+        6,
+        2.0,
+        200,
+    ),
+    (
+        "gelbooru",
+        "gelbooru",
+        "https://gelbooru.com/",
+        15,
+        4.0,
+        100,
+    ),
+    ("yandere", "moebooru", "https://yande.re/", 9, 6.0, 1000),
+    (
+        "konachan",
+        "moebooru",
+        "https://konachan.net/",
+        9,
+        6.0,
+        1000,
+    ),
+    ("tbib", "gelbooru_v02", "https://tbib.org/", 9, 4.0, 1000),
+];
+
+#[test]
+fn the_built_in_sources_match_the_design_table() {
+    let config = Config::from_toml("").unwrap();
+
+    let sources = config.sources_in_order();
+    let ids: Vec<&str> = sources.iter().map(|(id, _)| *id).collect();
+    let expected_ids: Vec<&str> = BUILT_IN_SOURCES.iter().map(|row| row.0).collect();
+    assert_eq!(ids, expected_ids);
+    for ((id, source), row) in sources.into_iter().zip(BUILT_IN_SOURCES) {
+        let (_, family, base_url, concurrency, rate_per_sec, page_size) = row;
+        assert_eq!(source.family.as_str(), family, "{id}");
+        assert_eq!(source.base_url.as_str(), base_url, "{id}");
+        assert_eq!(source.concurrency, concurrency, "{id}");
+        assert_eq!(source.rate_per_sec, rate_per_sec, "{id}");
+        assert_eq!(source.burst, 1, "{id}");
+        assert_eq!(source.page_size, page_size, "{id}");
+        assert!(source.enabled, "{id}");
+        assert!(source.user_agent.is_none(), "{id}");
+        assert!(
+            source.login.is_none() && source.api_key.is_none() && source.user_id.is_none(),
+            "{id} ships without credentials"
+        );
+    }
+}
+
+#[test]
+fn the_built_in_limits_match_the_design() {
+    let config = Config::from_toml("").unwrap();
+
+    assert_eq!(config.server.host.to_string(), "0.0.0.0");
+    assert_eq!(config.server.port, 8080);
+    assert_eq!(config.search.max_pages, 100);
+    assert_eq!(config.search.deadline_secs, 60);
+    assert_eq!(config.search.tag_candidates, 50);
+    assert_eq!(config.cache.ttl_secs, 7200);
+    assert_eq!(config.cache.partial_ttl_secs, 300);
+}
+
+/// Settings no deployment can mean, each with the key its refusal must name.
+const NONSENSE: [(&str, &str); 24] = [
+    ("[search]\nmax_pages = 0", "search.max_pages"),
+    ("[search]\nmax_pages = 101", "search.max_pages"),
+    ("[search]\ntag_candidates = 0", "search.tag_candidates"),
+    (
+        "[upstream]\nconnect_timeout_secs = 0",
+        "upstream.connect_timeout_secs",
+    ),
+    ("[upstream]\nmax_body_bytes = 0", "upstream.max_body_bytes"),
+    ("[upstream]\nuser_agent = \" \"", "upstream.user_agent"),
+    ("[server]\nbody_limit_bytes = 0", "server.body_limit_bytes"),
+    (
+        "[server]\nshutdown_grace_secs = 0",
+        "server.shutdown_grace_secs",
+    ),
+    ("[cache]\nttl_secs = 0", "cache.ttl_secs"),
+    ("[cache]\npartial_ttl_secs = 0", "cache.partial_ttl_secs"),
+    (
+        "[cache]\nttl_secs = 60\npartial_ttl_secs = 61",
+        "cache.partial_ttl_secs",
+    ),
+    ("[cache]\nmax_bytes = 0", "cache.max_bytes"),
+    (
+        "[sources.danbooru]\nrate_per_sec = 0.0",
+        "sources.danbooru.rate_per_sec",
+    ),
+    (
+        "[sources.danbooru]\nrate_per_sec = -2.0",
+        "sources.danbooru.rate_per_sec",
+    ),
+    (
+        "[sources.danbooru]\nrate_per_sec = nan",
+        "sources.danbooru.rate_per_sec",
+    ),
+    (
+        "[sources.danbooru]\nconcurrency = 0",
+        "sources.danbooru.concurrency",
+    ),
+    (
+        "[sources.danbooru]\nconcurrency = -1",
+        "sources.danbooru.concurrency",
+    ),
+    ("[sources.tbib]\nburst = 0", "sources.tbib.burst"),
+    (
+        "[sources.gelbooru]\npage_size = 0",
+        "sources.gelbooru.page_size",
+    ),
+    (
+        "[sources.gelbooru]\npage_size = 101",
+        "sources.gelbooru.page_size",
+    ),
+    (
+        "[sources.danbooru]\npage_size = 201",
+        "sources.danbooru.page_size",
+    ),
+    (
+        "[sources.yandere]\ncircuit_cooldown_secs = 0",
+        "sources.yandere.circuit_cooldown_secs",
+    ),
+    (
+        "[sources.yandere]\nbackoff_base_secs = 9.0\nbackoff_max_secs = 8.0",
+        "sources.yandere.backoff_base_secs",
+    ),
+    (
+        "[sources.yandere]\nbackoff_max_secs = -1.0",
+        "sources.yandere.backoff_max_secs",
+    ),
+];
+
+#[test]
+fn nonsensical_settings_are_refused_by_name() {
+    for (toml, key) in NONSENSE {
+        let error = Config::from_toml(toml)
+            .err()
+            .unwrap_or_else(|| panic!("accepted {toml:?}"));
+        assert!(error.to_string().contains(key), "{toml:?}: {error}");
+    }
+}
+
+#[test]
+fn the_edges_of_each_range_are_accepted() {
+    for toml in [
+        "[search]\nmax_pages = 1",
+        "[search]\nmax_pages = 100",
+        "[search]\ndeadline_secs = 0",
+        "[upstream]\nconnect_timeout_secs = 1",
+        "[cache]\nttl_secs = 60\npartial_ttl_secs = 60",
+        "[server]\nshutdown_grace_secs = 1",
+        "[sources.danbooru]\npage_size = 200\nconcurrency = 1\nrate_per_sec = 0.01",
+        "[sources.gelbooru]\npage_size = 1",
+        "[sources.yandere]\nbackoff_base_secs = 0.0\nbackoff_max_secs = 0.0\nmax_retries = 0",
+    ] {
+        if let Err(error) = Config::from_toml(toml) {
+            panic!("refused {toml:?}: {error}");
+        }
+    }
+}
