@@ -36,17 +36,37 @@ pub struct Discovery {
     pub candidates: Vec<TagCandidate>,
 }
 
-/// How well a tag fits the character; higher is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// How well a tag fits the character; see [`Fit::tier`] for how fits rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fit {
     /// Part of the name without any qualifier (`anya` for "Anya Forger").
     Weak,
     /// The name with a qualifier naming some work, when no series was given.
     Qualified,
-    /// The full name, or part of it qualified by the series.
-    Strong,
+    /// A one-word name without any qualifier (`anya` for "Anya"): the name, but namesakes
+    /// from other works share such a tag, so a series-qualified one beats it.
+    Bare,
+    /// Part of the name qualified by the given series (`anya_(spy_x_family)`).
+    SeriesPart,
+    /// The full name of several words in any order (`anya_forger`, `forger_anya`), alone or
+    /// qualified by the given series; or a one-word name qualified by the series.
+    FullName,
     /// The site's own alias of the full name points to it.
     Alias,
+}
+
+impl Fit {
+    /// The rank of the fit, higher is better. A full name and a series-qualified part of it
+    /// tell equally well that the tag is the character's, so they share a rank.
+    fn tier(self) -> u8 {
+        match self {
+            Fit::Weak => 0,
+            Fit::Qualified => 1,
+            Fit::Bare => 2,
+            Fit::SeriesPart | Fit::FullName => 3,
+            Fit::Alias => 4,
+        }
+    }
 }
 
 impl NameQuery {
@@ -159,15 +179,19 @@ impl NameQuery {
             && self.words.iter().all(|n| base_words.contains(&n.as_str()));
         let (series, foreign): (Vec<&str>, Vec<&str>) =
             qualifiers.iter().partition(|q| self.names_series(q));
-        match (full, series.is_empty(), foreign.len()) {
-            (_, _, n) if n > 0 && (self.series_key.is_some() || n > 1 || !series.is_empty()) => {
-                None
-            }
-            (_, _, 1) => Some(Fit::Qualified),
-            (true, _, _) => Some(Fit::Strong),
-            (false, false, _) => Some(Fit::Strong),
-            (false, true, _) => Some(Fit::Weak),
+        if !foreign.is_empty() {
+            // A qualifier naming another work is another character, unless no series was
+            // given and it is the only qualifier: then it is one of the namesakes.
+            let namesake = self.series_key.is_none() && foreign.len() == 1 && series.is_empty();
+            return namesake.then_some(Fit::Qualified);
         }
+        Some(match (full, series.is_empty()) {
+            (true, false) => Fit::FullName,
+            (true, true) if base_words.len() > 1 => Fit::FullName,
+            (true, true) => Fit::Bare,
+            (false, false) => Fit::SeriesPart,
+            (false, true) => Fit::Weak,
+        })
     }
 
     fn names_series(&self, qualifier: &str) -> bool {
@@ -191,7 +215,7 @@ pub fn choose(query: &NameQuery, candidates: Vec<TagCandidate>, aliases: &[Strin
         .collect();
     scored.sort_by_key(|(fit, tag)| {
         (
-            Reverse(*fit),
+            Reverse(fit.map(Fit::tier)),
             tag.category != TagCategory::Character,
             Reverse(tag.post_count),
             tag.name.clone(),
@@ -338,6 +362,29 @@ mod tests {
             tag("anya_(other_work)", 900, TagCategory::Character),
         ];
         assert_eq!(chosen(&query, candidates).as_deref(), Some("anya_forger"));
+    }
+
+    #[test]
+    fn the_series_beats_a_more_used_bare_name() {
+        let query = NameQuery::new("Anya", Some("Spy x Family"));
+        let candidates = vec![
+            tag("anya", 50_000, TagCategory::Character),
+            tag("anya_(spy_x_family)", 8000, TagCategory::Character),
+        ];
+        assert_eq!(
+            chosen(&query, candidates).as_deref(),
+            Some("anya_(spy_x_family)")
+        );
+    }
+
+    #[test]
+    fn without_a_series_a_bare_name_beats_a_namesake_of_some_work() {
+        let query = NameQuery::new("Anya", None);
+        let candidates = vec![
+            tag("anya_(other_work)", 9000, TagCategory::Character),
+            tag("anya", 300, TagCategory::Character),
+        ];
+        assert_eq!(chosen(&query, candidates).as_deref(), Some("anya"));
     }
 
     #[test]
