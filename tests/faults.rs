@@ -52,6 +52,59 @@ fn on_pages(fault: Fault) -> FaultRule {
     FaultRule::always(fault).on_path("/post.json")
 }
 
+/// The value of the `/metrics` sample `name` whose labels are exactly `labels`; 0 when the
+/// service has not exported it (a counter never incremented).
+async fn metric(stack: &Stack, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = stack
+        .http
+        .get(stack.server.url("/metrics"))
+        .send()
+        .await
+        .expect("the service answers")
+        .text()
+        .await
+        .expect("the metrics arrive");
+    let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    wanted.sort();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .find(|(series, _)| {
+            let (found, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let mut pairs: Vec<String> = rest
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|pair| !pair.is_empty())
+                .map(str::to_string)
+                .collect();
+            pairs.sort();
+            found == name && pairs == wanted
+        })
+        .map_or(0.0, |(_, value)| value.parse().expect("a number"))
+}
+
+/// Source `id` as `/v1/sources` shows it.
+async fn live_state(stack: &Stack, id: &str) -> Value {
+    let (_, sources) = stack.get("/v1/sources").await;
+    sources["sources"]
+        .as_array()
+        .expect("sources is an array")
+        .iter()
+        .find(|source| source["id"] == id)
+        .expect("the source is listed")
+        .clone()
+}
+
+/// The post-page requests the simulator saw from `konachan` for page `page`.
+fn page_requests(stack: &Stack, page: &str) -> usize {
+    stack
+        .sim
+        .requests_for("konachan")
+        .iter()
+        .filter(|r| r.path == "/post.json" && r.param("page") == Some(page))
+        .count()
+}
+
 fn error_of(report: &Value) -> String {
     report["error"]
         .as_str()
@@ -155,6 +208,33 @@ async fn malformed_json_is_an_error_that_says_so() {
 
     assert_eq!(report["status"], "error", "{report}");
     assert!(error_of(&report).contains("not the expected"), "{report}");
+}
+
+#[tokio::test]
+async fn a_malformed_200_counts_as_a_failed_attempt_and_is_retried() {
+    let stack = stack_with(on_pages(Fault::Malformed).on_param("page", "2"), "").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "partial", "{report}");
+    assert!(error_of(&report).contains("not the expected"), "{report}");
+    assert_eq!(
+        page_requests(&stack, "2"),
+        3,
+        "the first try and two retries"
+    );
+    let malformed = [("source", "konachan"), ("outcome", "malformed")];
+    let counted = metric(&stack, "anya_upstream_requests_total", &malformed).await;
+    assert_eq!(counted, 3.0, "each malformed answer is counted");
+    let retried = [("source", "konachan"), ("outcome", "retried")];
+    assert_eq!(
+        metric(&stack, "anya_upstream_requests_total", &retried).await,
+        2.0
+    );
+    let konachan = live_state(&stack, "konachan").await;
+    assert_eq!(konachan["errors"], 3, "{konachan}");
+    let last = konachan["last_error"]["message"].as_str().unwrap_or("");
+    assert!(last.contains("not the expected"), "{konachan}");
 }
 
 #[tokio::test]

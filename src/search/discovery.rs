@@ -297,8 +297,11 @@ async fn lookup(
     limit: u32,
 ) -> Result<Vec<TagCandidate>, UpstreamError> {
     let url = upstream.site.tags_url(word, limit);
-    let body = upstream.get(url, RequestKind::Tags).await?;
-    upstream.site.parse_tags(&body)
+    upstream
+        .get_parsed(url, RequestKind::Tags, |body| {
+            upstream.site.parse_tags(body)
+        })
+        .await
 }
 
 async fn aliases(upstream: Upstream<'_>, query: &NameQuery) -> Result<Vec<String>, UpstreamError> {
@@ -308,8 +311,11 @@ async fn aliases(upstream: Upstream<'_>, query: &NameQuery) -> Result<Vec<String
     let Some(url) = upstream.site.aliases_url(&full) else {
         return Ok(Vec::new());
     };
-    let body = upstream.get(url, RequestKind::Aliases).await?;
-    upstream.site.parse_aliases(&body)
+    upstream
+        .get_parsed(url, RequestKind::Aliases, |body| {
+            upstream.site.parse_aliases(body)
+        })
+        .await
 }
 
 #[cfg(test)]

@@ -162,16 +162,21 @@ async fn fetch_page(
     page_size: u32,
 ) -> Result<PostPage, UpstreamError> {
     let url = upstream.site.posts_url(tag, page, page_size);
-    let body = upstream.get(url, RequestKind::Page(page)).await?;
-    let parsed = upstream.site.parse_posts(&body)?;
+    let parsed = upstream
+        .get_parsed(url, RequestKind::Page(page), |body| {
+            upstream.site.parse_posts(body)
+        })
+        .await?;
     tracing::debug!(source = %upstream.site.id, page, posts = parsed.posts.len(), "page fetched");
     Ok(parsed)
 }
 
 async fn fetch_count(upstream: Upstream<'_>, tag: &str) -> Option<Result<u64, UpstreamError>> {
     let url = upstream.site.count_url(tag)?;
-    let result = upstream.get(url, RequestKind::Count).await;
-    Some(result.and_then(|body| upstream.site.parse_count(&body)))
+    let count = upstream.get_parsed(url, RequestKind::Count, |body| {
+        upstream.site.parse_count(body)
+    });
+    Some(count.await)
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! It owns the shared HTTP client and, per source, a semaphore (requests in flight) and a
 //! governor limiter (requests started per second). A request first takes a permit, then
 //! waits for the limiter, then goes out; nothing reaches an upstream any other way. The body
-//! is read up to `upstream.max_body_bytes`, and every failure becomes an [`UpstreamError`].
+//! is read up to `upstream.max_body_bytes` and parsed by the caller's adapter within the
+//! same attempt, so a 200 whose body is unusable fails like any other answer; every failure
+//! becomes an [`UpstreamError`].
 //!
 //! Failures that may pass (429, 5xx, a broken connection) are retried after the upstream's
 //! `Retry-After` or a jittered exponential back-off; each retry takes a permit and waits for
@@ -189,11 +191,8 @@ impl Driver {
         self.gates.get(id).map(Gate::stats)
     }
 
-    /// Sends a GET to `url` on behalf of source `id` and returns the body of a 2xx answer.
-    ///
-    /// Each attempt waits for a permit of the source's semaphore, then for its limiter, then
-    /// for the circuit breaker's leave, and only then sends. Non-2xx answers become the error
-    /// the family's error body means. Retries stop before `deadline`.
+    /// Sends a GET to `url` on behalf of source `id` and returns the body of a 2xx answer,
+    /// whatever it holds; [`Driver::get_parsed`] is the same request with the body read.
     pub async fn get(
         &self,
         id: &str,
@@ -201,6 +200,28 @@ impl Driver {
         kind: RequestKind,
         deadline: Option<Deadline>,
     ) -> Result<Bytes, UpstreamError> {
+        self.get_parsed(id, url, kind, deadline, |body| Ok(body.clone()))
+            .await
+    }
+
+    /// Sends a GET to `url` on behalf of source `id` and returns what `parse` reads from the
+    /// body of a 2xx answer.
+    ///
+    /// Each attempt waits for a permit of the source's semaphore, then for its limiter, then
+    /// for the circuit breaker's leave, and only then sends. Non-2xx answers become the error
+    /// the family's error body means. `parse` runs inside each attempt, so a body that cannot
+    /// be read (malformed JSON, an empty body, an error document sent with 200) counts as
+    /// that attempt's failure everywhere a failure counts: the outcome metrics, the source's
+    /// errors and last error, the circuit breaker, and the retries. Retries stop before
+    /// `deadline`.
+    pub async fn get_parsed<T>(
+        &self,
+        id: &str,
+        url: Url,
+        kind: RequestKind,
+        deadline: Option<Deadline>,
+        mut parse: impl FnMut(&Bytes) -> Result<T, UpstreamError>,
+    ) -> Result<T, UpstreamError> {
         let gate = self
             .gates
             .get(id)
@@ -218,22 +239,26 @@ impl Driver {
             elapsed_ms = tracing::field::Empty,
             retries = tracing::field::Empty,
         );
-        self.get_with_retries(gate, url, deadline)
+        self.get_with_retries(gate, url, deadline, &mut parse)
             .instrument(span)
             .await
     }
 
-    async fn get_with_retries(
+    async fn get_with_retries<T>(
         &self,
         gate: &Gate,
         url: Url,
         deadline: Option<Deadline>,
-    ) -> Result<Bytes, UpstreamError> {
+        parse: &mut impl FnMut(&Bytes) -> Result<T, UpstreamError>,
+    ) -> Result<T, UpstreamError> {
         let mut retry = 0;
         let mut previous: Option<UpstreamError> = None;
         loop {
-            let error = match (self.attempt(gate, url.clone()).await, previous.take()) {
-                (Ok(body), _) => return Ok(body),
+            let error = match (
+                self.attempt(gate, url.clone(), parse).await,
+                previous.take(),
+            ) {
+                (Ok(parsed), _) => return Ok(parsed),
                 // Earlier failures paused the source while this request waited to retry:
                 // the failure that led here explains more than the pause does.
                 (Err(UpstreamError::CircuitOpen { .. }), Some(cause)) => return Err(cause),
@@ -258,16 +283,23 @@ impl Driver {
         }
     }
 
-    /// One attempt: permit, limiter, circuit, send.
-    async fn attempt(&self, gate: &Gate, url: Url) -> Result<Bytes, UpstreamError> {
+    /// One attempt: permit, limiter, circuit, send; then `parse`, whose verdict is the
+    /// attempt's outcome. The permit is given back before parsing: it bounds requests on the
+    /// wire, and parsing asks nothing of the upstream.
+    async fn attempt<T>(
+        &self,
+        gate: &Gate,
+        url: Url,
+        parse: &mut impl FnMut(&Bytes) -> Result<T, UpstreamError>,
+    ) -> Result<T, UpstreamError> {
         let source = &*gate.site.id;
         let queued = Instant::now();
-        let _permit = gate
+        let permit = gate
             .semaphore
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let _in_flight = InFlight::enter(self.metrics.in_flight(source));
+        let in_flight = InFlight::enter(self.metrics.in_flight(source));
         let permitted = Instant::now();
         gate.limiter.until_ready().await;
         let started = Instant::now();
@@ -279,9 +311,11 @@ impl Driver {
             self.metrics.upstream_outcome(source, refusal.kind());
         })?;
         gate.requests.fetch_add(1, Ordering::Relaxed);
-        let result = self.send(gate, url).await;
+        let sent = self.send(gate, url).await;
         let elapsed = started.elapsed();
+        drop((in_flight, permit));
         tracing::Span::current().record("elapsed_ms", elapsed.as_millis() as u64);
+        let result = sent.and_then(|body| parse(&body));
         gate.circuit.record(admission, result.as_ref().err());
         self.observe(gate, elapsed, result.as_ref().err());
         result
@@ -480,10 +514,16 @@ pub struct Upstream<'a> {
 }
 
 impl Upstream<'_> {
-    /// Sends a GET to `url` through the driver on this source's behalf.
-    pub async fn get(&self, url: Url, kind: RequestKind) -> Result<Bytes, UpstreamError> {
+    /// Sends a GET to `url` through the driver on this source's behalf and reads the body
+    /// with `parse`, inside each attempt (see [`Driver::get_parsed`]).
+    pub async fn get_parsed<T>(
+        &self,
+        url: Url,
+        kind: RequestKind,
+        parse: impl FnMut(&Bytes) -> Result<T, UpstreamError>,
+    ) -> Result<T, UpstreamError> {
         self.driver
-            .get(&self.site.id, url, kind, self.deadline)
+            .get_parsed(&self.site.id, url, kind, self.deadline, parse)
             .await
     }
 }
