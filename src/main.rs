@@ -85,6 +85,8 @@ fn run_serve(path: Option<&Path>) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Installed before the socket opens, so no signal can find the process without them.
+    let shutdown = server::shutdown_signal();
     let addr = SocketAddr::new(config.server.host, config.server.port);
     let listener = TcpListener::bind(addr)
         .await
@@ -92,7 +94,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(config).context("cannot build the HTTP client")?;
     info!(address = %listener.local_addr()?, "listening");
 
-    server::serve(listener, state, server::shutdown_signal()).await?;
+    server::serve(listener, state, shutdown).await?;
     info!("stopped");
     Ok(())
 }

@@ -57,37 +57,61 @@ async fn grace_expired(started: oneshot::Receiver<()>, grace: Duration) {
     tokio::time::sleep(grace).await;
 }
 
-/// Completes on SIGTERM (what Render sends on deploy) or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            error!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// Completes on SIGTERM (what Render sends on deploy) or Ctrl-C (SIGINT), after logging
+/// which one arrived.
+///
+/// The handlers are installed when this is called, not when the future is first polled, so
+/// a signal that arrives while the server is still starting stops it gracefully instead of
+/// killing the process. It must be called inside the Tokio runtime.
+#[cfg(unix)]
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::SignalKind;
+    let interrupt = listen(SignalKind::interrupt(), "SIGINT");
+    let terminate = listen(SignalKind::terminate(), "SIGTERM");
+    async move {
+        let name = tokio::select! {
+            name = interrupt => name,
+            name = terminate => name,
+        };
+        info!(signal = name, "signal received");
+    }
+}
+
+/// Installs the handler of `kind` now; the future completes with `name` when the signal
+/// arrives, and never when the handler could not be installed.
+#[cfg(unix)]
+fn listen(
+    kind: tokio::signal::unix::SignalKind,
+    name: &'static str,
+) -> impl Future<Output = &'static str> + Send + 'static {
+    let stream = match tokio::signal::unix::signal(kind) {
+        Ok(stream) => Some(stream),
+        Err(err) => {
+            error!(error = %err, signal = name, "cannot listen for the signal");
+            None
         }
     };
-    tokio::select! {
-        () = ctrl_c => info!(signal = "SIGINT", "signal received"),
-        () = terminate() => info!(signal = "SIGTERM", "signal received"),
+    async move {
+        match stream {
+            Some(mut stream) => {
+                stream.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+        name
     }
 }
 
-#[cfg(unix)]
-async fn terminate() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut stream) => {
-            stream.recv().await;
-        }
-        Err(err) => {
-            error!(error = %err, "cannot listen for SIGTERM");
+/// Completes on Ctrl-C, after logging it; other platforms have no SIGTERM.
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            error!(error = %err, signal = "SIGINT", "cannot listen for the signal");
             std::future::pending::<()>().await;
         }
+        info!(signal = "SIGINT", "signal received");
     }
-}
-
-#[cfg(not(unix))]
-async fn terminate() {
-    std::future::pending::<()>().await;
 }
 
 /// A server running in the background on a loopback port.

@@ -51,5 +51,6 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
     };
     (status, text("code"), text("message"))
 }
+pub mod files;
 pub mod logs;
 pub mod sim;

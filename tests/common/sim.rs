@@ -42,8 +42,9 @@ pub async fn start_layered(world: World, overrides: &[&str]) -> Stack {
     }
 }
 
-/// Configuration pointing the six built-in sources at `sim`, or disabling those it lacks.
-fn sources_toml(sim: &SimHandle) -> String {
+/// Configuration pointing the six built-in sources at `sim`, or disabling those it lacks,
+/// with fast limits and a 30 s search deadline.
+pub fn sources_toml(sim: &SimHandle) -> String {
     let served = sim.sources();
     let mut toml = String::from("[search]\ndeadline_secs = 30\n");
     for id in SOURCE_ORDER {
