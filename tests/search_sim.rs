@@ -101,6 +101,97 @@ async fn the_merged_total_is_the_exact_union_of_all_six_sources() {
     }
 }
 
+/// Every tag the standard world gives Anya on some source.
+const STANDARD_ANYA_TAGS: [&str; 3] = [ANYA, ANYA_MOE, "forger_anya"];
+
+#[tokio::test]
+async fn the_standard_world_total_is_the_union_of_every_anya_tag_it_serves() {
+    let stack = sim::start(World::standard(), "").await;
+    let mut union = BTreeSet::new();
+    for (source, family) in served_families(&stack).await {
+        for tag in STANDARD_ANYA_TAGS {
+            union.extend(served_md5s(&stack, &source, &family, tag).await);
+        }
+    }
+    stack.sim.clear_requests();
+
+    let answer = stack.search(&format!("{ANYA_QUERY}&per_page=1")).await;
+
+    assert_eq!(answer["total"], union.len(), "{}", answer["sources"]);
+
+    assert_eq!(
+        answer["sources"]["tbib"]["tags"],
+        json!([ANYA, "forger_anya"]),
+        "TBIB spells her two ways"
+    );
+}
+
+/// Each source the simulator serves, with its family, from its control API.
+async fn served_families(stack: &Stack) -> Vec<(String, String)> {
+    let url = format!("http://{}/_sim/sources", stack.sim.addr());
+    let rows: Vec<Value> = stack
+        .http
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| {
+            let field = |name: &str| row[name].as_str().unwrap().to_string();
+            (field("source"), field("family"))
+        })
+        .collect()
+}
+
+/// The MD5s `source` serves for `tag`, read page by page from the simulator's own API
+/// rather than through the service, so the expected union does not depend on the code
+/// under test.
+async fn served_md5s(stack: &Stack, source: &str, family: &str, tag: &str) -> Vec<String> {
+    let mut md5s = Vec::new();
+    let mut page = 0u32;
+    loop {
+        let (path, paging) = match family {
+            "danbooru" => ("/posts.json", ("page", page + 1)),
+            "moebooru" => ("/post.json", ("page", page + 1)),
+            _ => ("/index.php", ("pid", page)),
+        };
+        let mut query = vec![("tags", tag.to_string()), ("limit", "100".into())];
+        query.push((paging.0, paging.1.to_string()));
+        if path == "/index.php" {
+            query.extend(["page=dapi", "s=post", "q=index", "json=1"].map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap();
+                (key, value.to_string())
+            }));
+        }
+        let url = format!("{}{path}", stack.sim.base_url(source));
+        let response = stack.http.get(url).query(&query).send().await.unwrap();
+        let body = response.text().await.unwrap();
+        let posts = posts_in(&body);
+        if posts.is_empty() {
+            return md5s;
+        }
+        let hashes = posts
+            .iter()
+            .filter_map(|post| post.get("md5").or(post.get("hash")));
+        md5s.extend(hashes.filter_map(Value::as_str).map(str::to_string));
+        page += 1;
+    }
+}
+
+/// The post objects of a page body of any family: a bare array, Gelbooru's envelope, or
+/// nothing at all when no post matches.
+fn posts_in(body: &str) -> Vec<Value> {
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Array(posts)) => posts,
+        Ok(envelope) => envelope["post"].as_array().cloned().unwrap_or_default(),
+        Err(_) if body.trim().is_empty() => Vec::new(),
+        Err(error) => panic!("not a page of posts ({error}): {body:.200}"),
+    }
+}
+
 #[tokio::test]
 async fn each_source_searches_its_own_tag_for_the_character() {
     let stack = sim::start(spy_world(), "").await;

@@ -1,10 +1,11 @@
-//! Tag discovery: finding the tag a source uses for a character.
+//! Tag discovery: finding the tags a source uses for a character.
 //!
 //! Sites name one character differently (`anya_(spy_x_family)` on Danbooru, `anya_forger`
 //! on Yande.re), names collide across works, and cosplay or costume variants exist. For each
 //! source the service asks the site's tag API for tags containing the character's first and
 //! last name words (most used first), and on Danbooru for aliases of the full name, then
-//! keeps the one tag that is the character's own. See the README's "Tag discovery".
+//! keeps the tags that are the character's own: one site may spell her two ways. See the
+//! README's "Tag discovery".
 //!
 //! The user's text is only ever used inside these look-ups, as a literal word with every
 //! wildcard removed; a post search uses only a tag the upstream itself returned.
@@ -204,10 +205,23 @@ impl NameQuery {
     }
 }
 
-/// Ranks `candidates` for `query` and keeps the best fitting one as the chosen tag.
+/// Most tags searched on one source.
 ///
-/// `aliases` are tags the site says the full name is an alias of. A weak fit (part of the
-/// name alone) is chosen only when it is a character tag and nothing better exists.
+/// A site rarely spells one character more than two ways (TBIB has both
+/// `anya_(spy_x_family)` and `forger_anya`), and each chosen tag is paged on its own, up to
+/// `max_pages` pages, so the cap bounds what a tag wrongly taken for the character's can
+/// cost the source's rate limit.
+pub const MAX_CHOSEN_TAGS: usize = 3;
+
+/// Ranks `candidates` for `query` and chooses the tags that are the character's own.
+///
+/// `aliases` are tags the site says the full name is an alias of. Every alias target and
+/// full-name tag is chosen, and the best tag qualifying part of the name by the series, at
+/// most [`MAX_CHOSEN_TAGS`] in all: two parts of a name qualified by the same work
+/// (`asuna_(sao)`, `yuuki_(sao)`) are more likely two of its characters than one. Only when
+/// none of those exists is the single best lesser fit chosen: a one-word name alone, a
+/// namesake qualified by some work, or part of the name alone, the last only as a character
+/// tag.
 pub fn choose(query: &NameQuery, candidates: Vec<TagCandidate>, aliases: &[String]) -> Discovery {
     let mut scored: Vec<(Option<Fit>, TagCandidate)> = candidates
         .into_iter()
@@ -221,23 +235,50 @@ pub fn choose(query: &NameQuery, candidates: Vec<TagCandidate>, aliases: &[Strin
             tag.name.clone(),
         )
     });
-    let chosen = scored
-        .first()
-        .filter(|(fit, tag)| match fit {
-            Some(Fit::Weak) => tag.category == TagCategory::Character,
-            Some(_) => true,
-            None => false,
-        })
-        .map(|(_, tag)| tag.clone())
-        .into_iter()
-        .collect();
+    let mut chosen = own_tags(&scored);
+    if chosen.is_empty() {
+        chosen.extend(best_lesser_fit(&scored));
+    }
     Discovery {
         chosen,
         candidates: scored.into_iter().map(|(_, tag)| tag).collect(),
     }
 }
 
-/// Looks up candidate tags for `query` on `site` and chooses the character's tag.
+/// The tags among ranked `scored` that are the character's own, best first.
+fn own_tags(scored: &[(Option<Fit>, TagCandidate)]) -> Vec<TagCandidate> {
+    let mut chosen = Vec::new();
+    let mut series_part_taken = false;
+    for (fit, tag) in scored {
+        let take = match fit {
+            Some(Fit::Alias | Fit::FullName) => true,
+            Some(Fit::SeriesPart) => !series_part_taken,
+            _ => false,
+        };
+        if !take {
+            continue;
+        }
+        series_part_taken |= *fit == Some(Fit::SeriesPart);
+        chosen.push(tag.clone());
+        if chosen.len() == MAX_CHOSEN_TAGS {
+            break;
+        }
+    }
+    chosen
+}
+
+/// The best of ranked `scored`, if it fits at all and is not a part of the name that the
+/// site does not call a character.
+fn best_lesser_fit(scored: &[(Option<Fit>, TagCandidate)]) -> Option<TagCandidate> {
+    let (fit, tag) = scored.first()?;
+    match fit {
+        Some(Fit::Weak) if tag.category != TagCategory::Character => None,
+        Some(_) => Some(tag.clone()),
+        None => None,
+    }
+}
+
+/// Looks up candidate tags for `query` on `site` and chooses the character's tags.
 ///
 /// At most `limit` candidates are asked for per look-up word and kept in the answer.
 pub async fn discover(
@@ -337,6 +378,11 @@ mod tests {
             .map(|t| t.name.clone())
     }
 
+    fn all_chosen(query: &NameQuery, candidates: Vec<TagCandidate>) -> Vec<String> {
+        let chosen = choose(query, candidates, &[]).chosen;
+        chosen.into_iter().map(|t| t.name).collect()
+    }
+
     fn anya_candidates() -> Vec<TagCandidate> {
         vec![
             tag("anya_(other_work)", 9000, TagCategory::Character),
@@ -368,6 +414,69 @@ mod tests {
             tag("anya_(other_work)", 900, TagCategory::Character),
         ];
         assert_eq!(chosen(&query, candidates).as_deref(), Some("anya_forger"));
+    }
+
+    #[test]
+    fn every_own_tag_of_a_site_is_chosen_and_nothing_else() {
+        let query = NameQuery::new("Anya Forger", Some("Spy x Family"));
+        let mut candidates = anya_candidates();
+        candidates.extend([
+            tag("anya", 20_000, TagCategory::Character),
+            tag("forger_anya", 12, TagCategory::Character),
+            tag("yor_forger", 700, TagCategory::Character),
+        ]);
+        assert_eq!(
+            all_chosen(&query, candidates),
+            ["anya_(spy_x_family)", "forger_anya"]
+        );
+    }
+
+    #[test]
+    fn only_the_best_part_of_a_name_qualified_by_the_series_is_chosen() {
+        let query = NameQuery::new("Asuna Yuuki", Some("Sword Art Online"));
+        let candidates = vec![
+            tag("yuuki_(sword_art_online)", 3000, TagCategory::Character),
+            tag("asuna_(sword_art_online)", 9000, TagCategory::Character),
+            tag("yuuki_asuna", 40, TagCategory::Character),
+        ];
+        assert_eq!(
+            all_chosen(&query, candidates),
+            ["asuna_(sword_art_online)", "yuuki_asuna"]
+        );
+    }
+
+    #[test]
+    fn at_most_three_tags_are_chosen_the_most_used_first() {
+        let query = NameQuery::new("Anya Forger", Some("Spy x Family"));
+        let candidates = vec![
+            tag("anya_forger", 10, TagCategory::Character),
+            tag("forger_anya", 20, TagCategory::Character),
+            tag("anya_forger_(spy_x_family)", 30, TagCategory::Character),
+            tag("forger_anya_(spy_x_family)", 40, TagCategory::Character),
+        ];
+        assert_eq!(
+            all_chosen(&query, candidates),
+            [
+                "forger_anya_(spy_x_family)",
+                "anya_forger_(spy_x_family)",
+                "forger_anya"
+            ]
+        );
+    }
+
+    #[test]
+    fn of_lesser_fits_only_the_best_is_chosen() {
+        let without_series = NameQuery::new("Anya", None);
+        assert_eq!(
+            all_chosen(&without_series, anya_candidates()),
+            ["anya_(other_work)"]
+        );
+        let parts = NameQuery::new("Rem Galleu", Some("Re:Zero"));
+        let candidates = vec![
+            tag("rem", 50, TagCategory::Character),
+            tag("galleu", 40, TagCategory::Character),
+        ];
+        assert_eq!(all_chosen(&parts, candidates), ["rem"]);
     }
 
     #[test]
