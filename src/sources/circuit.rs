@@ -144,6 +144,7 @@ mod tests {
     fn failure() -> UpstreamError {
         UpstreamError::Unavailable {
             status: 503,
+            html_page: false,
             retry_after: None,
         }
     }

@@ -366,9 +366,13 @@ impl Driver {
         let status = response.status().as_u16();
         tracing::Span::current().record("status", status);
         let retry_after = retry_after(response.headers());
+        let challenged = is_challenge(response.headers());
         let body = self.read_body(response).await?;
         if (200..300).contains(&status) {
             return Ok(body);
+        }
+        if challenged {
+            return Err(UpstreamError::Challenge { status });
         }
         Err(gate
             .site
@@ -480,6 +484,16 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
+/// Whether Cloudflare says it answered with a challenge instead of the site
+/// (`cf-mitigated: challenge`), whatever the status and body.
+fn is_challenge(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("cf-mitigated")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.trim().eq_ignore_ascii_case("challenge"))
+}
+
 fn describe_send_error(error: reqwest::Error) -> UpstreamError {
     if error.is_connect() || (error.is_timeout() && !error.is_body()) {
         return UpstreamError::Connect(describe(error));
@@ -525,5 +539,21 @@ impl Upstream<'_> {
         self.driver
             .get_parsed(&self.site.id, url, kind, self.deadline, parse)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn the_cf_mitigated_header_marks_a_challenge_whatever_the_body() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_challenge(&headers));
+        headers.insert("cf-mitigated", HeaderValue::from_static("Challenge"));
+        assert!(is_challenge(&headers));
+        headers.insert("cf-mitigated", HeaderValue::from_static("other"));
+        assert!(!is_challenge(&headers));
     }
 }

@@ -15,13 +15,16 @@ pub enum UpstreamError {
     /// HTTP 429.
     #[error("the site is rate limiting requests (HTTP 429)")]
     RateLimited { retry_after: Option<Duration> },
-    /// HTTP 5xx other than a challenge page.
-    #[error("the site is failing or unavailable (HTTP {status})")]
+    /// HTTP 5xx other than a challenge page; `html_page` when the body was an HTML error
+    /// page (a proxy's `502 Bad Gateway`, say) rather than the family's own error body.
+    #[error("{}", unavailable_sentence(*.status, *.html_page))]
     Unavailable {
         status: u16,
+        html_page: bool,
         retry_after: Option<Duration>,
     },
-    /// An HTML page (a Cloudflare-style challenge or block) where JSON was expected.
+    /// A Cloudflare-style challenge or block page where data was expected: any HTML 403, a
+    /// 503 marked as a challenge, or an HTML page sent with 200.
     #[error("the site answered with a browser challenge page (HTTP {status}) instead of data")]
     Challenge { status: u16 },
     /// The site wants credentials it was not given or refused the ones it got.
@@ -114,19 +117,23 @@ impl UpstreamError {
         }
     }
 
-    /// The errors every family reports the same way: challenge pages and server failures.
+    /// The errors every family reports the same way: challenge pages, rate limits and server
+    /// failures.
     ///
-    /// Returns `None` for answers only the family can read (its own error bodies).
+    /// Only an HTML 403, or an HTML 503 that reads like a challenge (see
+    /// [`looks_like_challenge`]), is a challenge: an HTML 502 or 500 is a proxy's or server's
+    /// error page, worth retrying, and an HTML 429 still asks us to slow down. Returns `None`
+    /// for answers only the family can read (its own error bodies). A `cf-mitigated:
+    /// challenge` header, which a body cannot show, is checked by the driver.
     pub fn from_common(status: u16, body: &[u8]) -> Option<UpstreamError> {
-        if looks_like_html(body)
-            && (status == 403 || status == 503 || status == 429 || status >= 500)
-        {
-            return Some(UpstreamError::Challenge { status });
-        }
+        let html = looks_like_html(body);
         match status {
+            403 if html => Some(UpstreamError::Challenge { status }),
+            503 if html && looks_like_challenge(body) => Some(UpstreamError::Challenge { status }),
             429 => Some(UpstreamError::RateLimited { retry_after: None }),
             500..=599 => Some(UpstreamError::Unavailable {
                 status,
+                html_page: html,
                 retry_after: None,
             }),
             _ => None,
@@ -156,13 +163,46 @@ impl UpstreamError {
     pub fn with_retry_after(self, wait: Option<Duration>) -> UpstreamError {
         match self {
             UpstreamError::RateLimited { .. } => UpstreamError::RateLimited { retry_after: wait },
-            UpstreamError::Unavailable { status, .. } => UpstreamError::Unavailable {
+            UpstreamError::Unavailable {
+                status, html_page, ..
+            } => UpstreamError::Unavailable {
                 status,
+                html_page,
                 retry_after: wait,
             },
             other => other,
         }
     }
+}
+
+/// The sentence of [`UpstreamError::Unavailable`].
+fn unavailable_sentence(status: u16, html_page: bool) -> String {
+    match html_page {
+        true => format!(
+            "the site answered an HTML error page with status {status} instead of data; it is failing or unavailable"
+        ),
+        false => format!("the site is failing or unavailable (HTTP {status})"),
+    }
+}
+
+/// Words only a bot challenge page carries: Cloudflare's interstitial title, its challenge
+/// script paths and option names, and the older "checking your browser" text.
+const CHALLENGE_MARKERS: [&[u8]; 5] = [
+    b"just a moment",
+    b"challenge-platform",
+    b"cf-chl",
+    b"cf_chl",
+    b"checking your browser",
+];
+
+/// Whether an HTML body is a bot challenge rather than a plain error page.
+pub fn looks_like_challenge(body: &[u8]) -> bool {
+    let lowered = body.to_ascii_lowercase();
+    CHALLENGE_MARKERS.iter().any(|marker| {
+        lowered
+            .windows(marker.len())
+            .any(|window| window == *marker)
+    })
 }
 
 /// Whether a body is an HTML page rather than API data.
@@ -184,5 +224,72 @@ pub fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NGINX_502: &[u8] = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+    const CLOUDFLARE: &[u8] = b"<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment...</title></head><body><script src=\"/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1\"></script></body></html>";
+
+    #[test]
+    fn an_html_error_page_from_a_proxy_is_unavailable_and_retryable() {
+        for status in [500, 502, 503, 504] {
+            let error = UpstreamError::from_common(status, NGINX_502).expect("a common error");
+            assert_eq!(
+                error,
+                UpstreamError::Unavailable {
+                    status,
+                    html_page: true,
+                    retry_after: None
+                }
+            );
+            assert!(error.is_retryable());
+            let expected = format!("the site answered an HTML error page with status {status}");
+            assert!(error.to_string().starts_with(&expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_403_page_or_a_503_that_reads_like_a_challenge_is_a_challenge() {
+        assert_eq!(
+            UpstreamError::from_common(403, NGINX_502),
+            Some(UpstreamError::Challenge { status: 403 })
+        );
+        assert_eq!(
+            UpstreamError::from_common(503, CLOUDFLARE),
+            Some(UpstreamError::Challenge { status: 503 })
+        );
+        assert!(!UpstreamError::Challenge { status: 503 }.is_retryable());
+        let old_style = b"<html><body>Checking your browser before accessing</body></html>";
+        assert!(looks_like_challenge(old_style));
+        assert!(!looks_like_challenge(NGINX_502));
+        assert_eq!(
+            UpstreamError::from_common(502, CLOUDFLARE).map(|e| e.kind()),
+            Some("unavailable"),
+            "only a 503 is read for challenge markers"
+        );
+    }
+
+    #[test]
+    fn an_html_429_still_asks_to_slow_down() {
+        let error = UpstreamError::from_common(429, NGINX_502).expect("a common error");
+        let wait = Some(Duration::from_secs(7));
+        let error = error.with_retry_after(wait);
+        assert_eq!(error, UpstreamError::RateLimited { retry_after: wait });
+        assert_eq!(error.retry_after(), wait);
+    }
+
+    #[test]
+    fn plain_server_errors_say_the_status_and_family_bodies_are_left_alone() {
+        let error = UpstreamError::from_common(500, b"oops").expect("a 5xx");
+        assert_eq!(
+            error.to_string(),
+            "the site is failing or unavailable (HTTP 500)"
+        );
+        assert_eq!(UpstreamError::from_common(404, NGINX_502), None);
+        assert_eq!(UpstreamError::from_common(422, b"{}"), None);
     }
 }

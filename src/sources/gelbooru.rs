@@ -952,8 +952,32 @@ mod tests {
         );
         assert!(xml.to_string().contains("bad tags"), "{xml}");
         assert!(error_for(&site, 404, b"").to_string().contains("base_url"));
-        let challenge = site.error_for(503, b"<!doctype html><html>cf</html>");
-        assert_eq!(challenge, UpstreamError::Challenge { status: 503 });
+    }
+
+    #[test]
+    fn only_403_or_a_marked_503_html_page_is_a_challenge() {
+        let site = gelbooru();
+        let challenge = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>";
+        assert_eq!(
+            site.error_for(503, challenge),
+            UpstreamError::Challenge { status: 503 }
+        );
+        let blocked = site.error_for(403, b"<html><body>Access denied</body></html>");
+        assert_eq!(blocked, UpstreamError::Challenge { status: 403 });
+        assert!(!blocked.is_retryable());
+
+        let bad_gateway = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+        let error = site.error_for(502, bad_gateway);
+        assert_eq!(error.kind(), "unavailable", "{error}");
+        assert!(error.is_retryable());
+        assert!(
+            error
+                .to_string()
+                .contains("HTML error page with status 502"),
+            "{error}"
+        );
+        let maintenance = site.error_for(503, b"<!doctype html><html>down for a bit</html>");
+        assert_eq!(maintenance.kind(), "unavailable", "{maintenance}");
     }
 
     #[test]
