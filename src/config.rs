@@ -270,13 +270,15 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|err| {
+            // Opened here first only to say clearly why a file cannot be read; the layer
+            // itself is the file provider, so errors in the file name the file.
+            std::fs::File::open(path).map_err(|err| {
                 ConfigError(format!(
                     "cannot read configuration file {}: {err}",
                     path.display()
                 ))
             })?;
-            figment = figment.merge(Toml::string(&text));
+            figment = figment.merge(Toml::file_exact(path));
         }
         let env = Env::prefixed("ANYA_").split("__").ignore(&["config"]);
         figment = figment.merge(env.filter(|key| !is_credential_key(key.as_str())));
@@ -433,10 +435,15 @@ fn describe_figment_error(error: figment::Error) -> ConfigError {
         .into_iter()
         .map(|error| {
             let key = error.path.join(".");
+            // A file names itself by its path; other layers' sources are code locations,
+            // which mean nothing to an operator, so they are named by kind.
             let origin = error
                 .metadata
                 .as_ref()
-                .map(|meta| format!(" (from {})", meta.name))
+                .map(|meta| match &meta.source {
+                    Some(source @ figment::Source::File(_)) => format!(" (from {source})"),
+                    _ => format!(" (from {})", meta.name),
+                })
                 .unwrap_or_default();
             if key.is_empty() {
                 format!("{}{origin}", error.kind)

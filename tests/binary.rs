@@ -1,5 +1,7 @@
 //! The real binary as an operator runs it: SIGTERM (what Render sends on deploy) and Ctrl-C
-//! stop it gracefully, answering the request in flight and exiting with status 0.
+//! stop it gracefully, answering the request in flight and exiting with status 0; and
+//! `check-config` reads the file `ANYA_CONFIG` or `--config` names, printing its effective
+//! values or, for a bad file, failing with a message naming the key.
 //!
 //! The binary runs as a child process with JSON logs, pointed at an in-process simulator by
 //! a configuration file. The tests synchronise on its log lines and on the server's
@@ -10,7 +12,8 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 use anya_sim::{SimFamily, SimHandle, Simulator, World};
@@ -290,4 +293,177 @@ async fn ctrl_c_finishes_the_search_in_flight_and_exits_cleanly() {
     let (answer, status, log) = search_across("INT", &sim).await;
 
     assert_graceful_stop(&answer, status, &log, "SIGINT");
+}
+
+/// Runs `check-config` with only `env` in its environment and `args` after the command.
+fn check_config(env: &[(&str, &Path)], args: &[&Path]) -> Output {
+    let mut command = Command::new(BINARY);
+    command.env_clear().env("RUST_LOG", "info");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+        .arg("check-config")
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("the output is text")
+}
+
+/// The printed summary line that starts with `prefix`.
+fn summary_line(stdout: &str, prefix: &str) -> String {
+    stdout
+        .lines()
+        .find(|line| line.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line in {stdout}"))
+        .to_string()
+}
+
+/// A configuration file with values no default has.
+const CUSTOM: &str = "[search]\nmax_pages = 42\n\
+    [sources.danbooru]\nbase_url = \"http://127.0.0.1:9000/danbooru\"\nrate_per_sec = 1.5\n\
+    [sources.tbib]\nenabled = false\n";
+
+/// Checks that `output` is a successful `check-config` of [`CUSTOM`].
+fn assert_custom_summary(output: &Output) {
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+
+    assert!(
+        summary_line(&stdout, "search:").contains(" max_pages=42 "),
+        "{stdout}"
+    );
+    let danbooru = summary_line(&stdout, "source danbooru:");
+    assert!(
+        danbooru.contains(" base_url=http://127.0.0.1:9000/danbooru "),
+        "{danbooru}"
+    );
+    assert!(danbooru.contains(" rate_per_sec=1.5 "), "{danbooru}");
+    assert!(
+        summary_line(&stdout, "source tbib:").contains(" enabled=false "),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().last(), Some("configuration is valid"));
+}
+
+#[test]
+fn check_config_reads_the_file_anya_config_names() {
+    let file = TempFile::new("anya.toml", CUSTOM);
+
+    let output = check_config(&[("ANYA_CONFIG", file.path())], &[]);
+
+    assert_custom_summary(&output);
+}
+
+#[test]
+fn check_config_reads_the_file_config_names() {
+    let file = TempFile::new("anya.toml", CUSTOM);
+
+    let output = check_config(&[], &[Path::new("--config"), file.path()]);
+
+    assert_custom_summary(&output);
+}
+
+#[test]
+fn config_wins_over_anya_config() {
+    let chosen = TempFile::new("chosen.toml", CUSTOM);
+    let ignored = TempFile::new("ignored.toml", "[search]\nmax_pages = 7\n");
+
+    let output = check_config(
+        &[("ANYA_CONFIG", ignored.path())],
+        &[Path::new("--config"), chosen.path()],
+    );
+
+    assert_custom_summary(&output);
+}
+
+#[test]
+fn check_config_without_a_file_prints_the_defaults() {
+    let output = check_config(&[], &[]);
+
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        summary_line(&stdout, "search:").contains(" max_pages=100 "),
+        "{stdout}"
+    );
+    let danbooru = summary_line(&stdout, "source danbooru:");
+    assert!(
+        danbooru.contains(" base_url=https://danbooru.donmai.us "),
+        "{danbooru}"
+    );
+}
+
+/// Bad files, each with the texts its refusal must contain.
+const BAD_FILES: [(&str, &[&str]); 3] = [
+    (
+        "[sources.danbooru]\nrate_per_sec = 0\n",
+        &["sources.danbooru.rate_per_sec"],
+    ),
+    (
+        "[sources.danbooru]\nrate_per_secs = 2.0\n",
+        &["sources.danbooru", "rate_per_secs"],
+    ),
+    ("[search]\nmax_pages = 500\n", &["search.max_pages", "500"]),
+];
+
+/// Checks that `output` failed, printed no summary, and said each of `named`.
+fn assert_refused(output: &Output, named: &[&str]) {
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "accepted: {}",
+        text(&output.stdout)
+    );
+    assert!(
+        !text(&output.stdout).contains("configuration is valid"),
+        "{stderr}"
+    );
+    for name in named {
+        assert!(stderr.contains(name), "{name} not in {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_file_in_anya_config_fails_naming_the_key() {
+    for (toml, named) in BAD_FILES {
+        let file = TempFile::new("bad.toml", toml);
+
+        let output = check_config(&[("ANYA_CONFIG", file.path())], &[]);
+
+        assert_refused(&output, named);
+    }
+}
+
+#[test]
+fn a_bad_file_in_config_fails_naming_the_key() {
+    for (toml, named) in BAD_FILES {
+        let file = TempFile::new("bad.toml", toml);
+
+        let output = check_config(&[], &[Path::new("--config"), file.path()]);
+
+        assert_refused(&output, named);
+    }
+}
+
+#[test]
+fn a_missing_file_fails_naming_it() {
+    let missing = std::env::temp_dir().join("anya-test-no-such-file.toml");
+
+    let output = check_config(&[("ANYA_CONFIG", missing.as_path())], &[]);
+
+    assert_refused(&output, &["anya-test-no-such-file.toml"]);
+}
+
+#[test]
+fn a_wrong_type_in_a_file_names_the_key_and_the_file() {
+    let file = TempFile::new("typo.toml", "[sources.danbooru]\nrate_per_sec = \"fast\"\n");
+
+    let output = check_config(&[], &[Path::new("--config"), file.path()]);
+
+    let name = file.path().file_name().unwrap().to_str().unwrap();
+    assert_refused(&output, &["sources.danbooru.rate_per_sec", name]);
 }
