@@ -42,6 +42,27 @@ pub async fn start_layered(world: World, overrides: &[&str]) -> Stack {
     }
 }
 
+/// Like [`start_layered`], with override layers built once the simulator runs and its
+/// address is known: for sources beyond the six built-in ones, which [`sources_toml`] does
+/// not configure.
+pub async fn start_with(world: World, layers: impl FnOnce(&SimHandle) -> Vec<String>) -> Stack {
+    let sim = Simulator::start(world).await.expect("the simulator starts");
+    let mut all = vec![sources_toml(&sim)];
+    all.extend(layers(&sim));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let config = Config::from_toml_layers(&all).expect("test configuration is valid");
+    let state = AppState::new(config).expect("the HTTP client builds");
+    let server = server::spawn(state.clone())
+        .await
+        .expect("a loopback port is free");
+    Stack {
+        sim,
+        state,
+        server,
+        http: super::client(),
+    }
+}
+
 /// Configuration pointing the six built-in sources at `sim`, or disabling those it lacks,
 /// with fast limits and a 30 s search deadline.
 pub fn sources_toml(sim: &SimHandle) -> String {
