@@ -113,19 +113,40 @@ fn error_of(report: &Value) -> String {
 }
 
 #[tokio::test]
-async fn http_500_is_retried_then_reported() {
+async fn http_502_is_retried_then_reported() {
+    let stack = stack_with(on_pages(Fault::Status(502)), "").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "error", "{report}");
+    assert!(error_of(&report).contains("HTTP 502"), "{report}");
+    assert_eq!(
+        page_requests(&stack, "1"),
+        3,
+        "the first try and two retries"
+    );
+}
+
+#[tokio::test]
+async fn a_moebooru_refusal_sent_with_500_carries_its_reason_and_is_not_retried() {
     let stack = stack_with(on_pages(Fault::Status(500)), "").await;
 
     let report = search_and_check(&stack).await;
 
     assert_eq!(report["status"], "error", "{report}");
-    assert!(error_of(&report).contains("HTTP 500"), "{report}");
-    let page_one = stack
-        .sim
-        .requests_for("konachan")
-        .into_iter()
-        .filter(|r| r.path == "/post.json");
-    assert_eq!(page_one.count(), 3, "the first try and two retries");
+    let error = error_of(&report);
+    assert!(error.contains("refused the request (HTTP 500)"), "{report}");
+    assert!(
+        error.contains("The database timed out"),
+        "the site's reason: {report}"
+    );
+    assert_eq!(
+        page_requests(&stack, "1"),
+        1,
+        "a refusal is not asked again"
+    );
+    let konachan = live_state(&stack, "konachan").await;
+    assert_eq!(konachan["circuit"], "closed", "a refusal is no outage");
 }
 
 #[tokio::test]

@@ -149,7 +149,7 @@ async fn json_lines_of_searches() -> Vec<Value> {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let stack = sim::start(world(), "[sources.konachan]\nmax_retries = 1\n").await;
-    let fault = FaultRule::always(Fault::Status(500)).on_path("/post.json");
+    let fault = FaultRule::always(Fault::Status(503)).on_path("/post.json");
     stack.sim.add_fault("konachan", fault);
     for (id, query) in SEARCHES {
         let response = stack
@@ -251,7 +251,7 @@ async fn a_degraded_source_logs_one_warning_with_its_reason() {
     assert_eq!(warning["source"], "konachan");
     assert!(warning["status"].is_string(), "{warning}");
     let error = warning["error"].as_str().unwrap_or_default();
-    assert!(error.contains("HTTP 500"), "{warning}");
+    assert!(error.contains("HTTP 503"), "{warning}");
     assert_eq!(request_id(warning), Some("log-partial"));
 }
 
@@ -273,7 +273,7 @@ async fn pages_and_upstream_failures_are_debug_lines_of_their_request() {
     let upstream = &failures[0]["span"];
     assert_eq!(upstream["name"], "upstream_request");
     assert_eq!(upstream["source"], "konachan");
-    assert_eq!(upstream["status"], 500);
+    assert_eq!(upstream["status"], 503);
 }
 
 #[tokio::test]

@@ -54,7 +54,7 @@ async fn scenario() -> (Stack, u64) {
     let started = unix_secs();
     let stack = sim::start(world(), OVERRIDES).await;
     for path in ["/post.json", "/post.xml"] {
-        let fault = FaultRule::always(Fault::Status(500)).on_path(path);
+        let fault = FaultRule::always(Fault::Status(503)).on_path(path);
         stack.sim.add_fault("konachan", fault);
     }
 
@@ -208,7 +208,7 @@ async fn upstream_metrics_count_each_outcome_by_source() {
     assert_eq!(
         requests("konachan", "unavailable"),
         2.0,
-        "two HTTP 500s open the circuit"
+        "two HTTP 503s open the circuit"
     );
     assert_eq!(requests("konachan", "retried"), 2.0);
     assert_eq!(
@@ -306,7 +306,7 @@ async fn sources_show_live_state_after_failures() {
     assert_eq!(konachan["recent"]["window_secs"], 300);
     let last = &konachan["last_error"];
     assert!(
-        last["message"].as_str().unwrap().contains("HTTP 500"),
+        last["message"].as_str().unwrap().contains("HTTP 503"),
         "{last}"
     );
     let at = last["at_unix_secs"].as_u64().unwrap();

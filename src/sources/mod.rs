@@ -240,7 +240,18 @@ impl Site {
     }
 
     /// Turns a non-success answer into the error it means, reading the family's error body.
+    ///
+    /// A refusal the family states in its own error document (Moebooru's
+    /// `success:false` with HTTP 500) wins over the generic reading of the status, which
+    /// would call it a server failure and drop the site's reason.
     pub fn error_for(&self, status: u16, body: &[u8]) -> UpstreamError {
+        let refusal = match self.family {
+            Family::Moebooru => moebooru::refusal(status, body),
+            _ => None,
+        };
+        if let Some(error) = refusal {
+            return self.redact(error);
+        }
         if let Some(error) = UpstreamError::from_common(status, body) {
             return error;
         }

@@ -31,8 +31,11 @@ pub fn tags_url(site: &Site, word: &str, limit: u32) -> Url {
     )
 }
 
-/// Parses a `/tag.json` body.
+/// Parses a `/tag.json` body; the site's error object sent with 200 is its refusal.
 pub fn parse_tags(body: &[u8]) -> Result<Vec<TagCandidate>, UpstreamError> {
+    if let Some(refused) = refusal(200, body) {
+        return Err(refused);
+    }
     fields::tag_array(body, EXPECTED_TAGS)
 }
 
@@ -100,6 +103,7 @@ impl RawPost<'_> {
 }
 
 /// Parses a `/post.json` body: a bare array, or the API-v2 object whose `posts` holds them.
+/// The site's error object sent with 200 is its refusal, with its reason.
 pub fn parse_posts(site: &Site, body: &[u8]) -> Result<PostPage, UpstreamError> {
     #[derive(Deserialize)]
     struct Version2<'a> {
@@ -107,6 +111,9 @@ pub fn parse_posts(site: &Site, body: &[u8]) -> Result<PostPage, UpstreamError> 
         posts: Vec<RawPost<'a>>,
     }
 
+    if let Some(refused) = refusal(200, body) {
+        return Err(refused);
+    }
     let posts: Vec<RawPost> = match fields::shape(body) {
         Shape::Array => serde_json::from_slice(body),
         Shape::Object => serde_json::from_slice(body).map(|v2: Version2| v2.posts),
@@ -122,6 +129,32 @@ pub fn parse_posts(site: &Site, body: &[u8]) -> Result<PostPage, UpstreamError> 
 /// The URL whose XML answer counts the posts [`posts_url`] pages through (same query).
 pub fn count_url(site: &Site, tag: &str) -> Url {
     site.api_url("post.xml", &[("tags", &query(tag)), ("limit", "1")])
+}
+
+/// The site's own refusal, when `body` is Moebooru's error document: the JSON
+/// `{"success":false,"reason":..}` or the XML `<response success="false" reason=".."/>`.
+///
+/// Moebooru sends these with HTTP 500, its default error status, when it declines a query
+/// (more than six tags, say), and its API may send them with 200; either way the site ran
+/// and said no, so asking again gets the same answer. Its real server failures arrive as
+/// HTML pages or gateway statuses, which [`UpstreamError::from_common`] reads. Other
+/// statuses are left to [`error_for`].
+pub fn refusal(status: u16, body: &[u8]) -> Option<UpstreamError> {
+    #[derive(Deserialize)]
+    struct Outcome {
+        success: bool,
+    }
+
+    if !matches!(status, 200 | 500) {
+        return None;
+    }
+    let declined = match fields::shape(body) {
+        Shape::Object => serde_json::from_slice::<Outcome>(body).is_ok_and(|o| !o.success),
+        Shape::Xml => fields::xml_reason(body).is_some(),
+        _ => false,
+    };
+    let reason = fields::error_reason(body).filter(|_| declined)?;
+    Some(UpstreamError::Rejected { status, reason })
 }
 
 /// Reads a Moebooru error body (`{"success":false,"reason":..}` or its XML form) into the
@@ -416,11 +449,10 @@ mod tests {
     fn empty_results_and_bad_bodies() {
         let site = site("yandere", "");
         assert_eq!(parse(&site, "[]"), PostPage::default());
-        let error_object = r#"{"success":false,"reason":"Error: You cannot search for more than 6 tags at a time"}"#;
         for body in [
             "",
             "{}",
-            error_object,
+            r#"{"success":false}"#,
             "[{\"id\":null}]",
             "<posts count=\"1\"/>",
         ] {
@@ -491,6 +523,60 @@ mod tests {
         assert!(error_for(404, b"").to_string().contains("base_url"));
         let challenge = site("konachan", "").error_for(403, b"<!DOCTYPE html><html></html>");
         assert_eq!(challenge, UpstreamError::Challenge { status: 403 });
+    }
+
+    const TAG_LIMIT: &str =
+        r#"{"success":false,"reason":"Error: You cannot search for more than 6 tags at a time"}"#;
+    const TAG_LIMIT_REASON: &str = "Error: You cannot search for more than 6 tags at a time";
+
+    #[test]
+    fn a_refusal_sent_with_500_is_rejected_with_the_site_reason() {
+        let site = site("yandere", "");
+        let error = site.error_for(500, TAG_LIMIT.as_bytes());
+        let reason = TAG_LIMIT_REASON.to_owned();
+        assert_eq!(
+            error,
+            UpstreamError::Rejected {
+                status: 500,
+                reason
+            }
+        );
+        assert!(!error.is_retryable() && !error.is_upstream_failure());
+        assert!(error.to_string().contains(TAG_LIMIT_REASON), "{error}");
+        let xml = br#"<?xml version="1.0"?><response success="false" reason="Error: bad tags"/>"#;
+        assert_eq!(
+            site.error_for(500, xml).to_string(),
+            "the site refused the request (HTTP 500): Error: bad tags"
+        );
+    }
+
+    #[test]
+    fn a_refusal_sent_with_200_is_rejected_not_malformed() {
+        let site = site("konachan", "");
+        let reason = TAG_LIMIT_REASON.to_owned();
+        let refused = UpstreamError::Rejected {
+            status: 200,
+            reason,
+        };
+        assert_eq!(site.parse_posts(TAG_LIMIT.as_bytes()), Err(refused.clone()));
+        assert_eq!(site.parse_tags(TAG_LIMIT.as_bytes()), Err(refused));
+    }
+
+    #[test]
+    fn server_failures_stay_retryable() {
+        let site = site("yandere", "");
+        let down = br#"{"success":false,"reason":"The database is unavailable."}"#;
+        for status in [502, 503, 504] {
+            let error = site.error_for(status, down);
+            assert_eq!(error.kind(), "unavailable", "{status}: {error}");
+            assert!(error.is_retryable());
+        }
+        let rails = b"<!DOCTYPE html><html><title>We're sorry, but something went wrong (500)</title></html>";
+        assert!(site.error_for(500, rails).is_retryable());
+        assert!(
+            site.error_for(500, b"").is_retryable(),
+            "no reason, no refusal"
+        );
     }
 
     #[test]
