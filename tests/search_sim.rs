@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use anya_image_api::search::{SearchKey, SearchQuery};
-use anya_sim::{PostSpec, Rating, SimFamily, World};
+use anya_sim::{Fault, FaultRule, PostSpec, Rating, SimFamily, World};
 use common::sim::{self, Stack, md5s};
 use serde_json::{Value, json};
 
@@ -350,6 +350,49 @@ async fn a_client_that_hangs_up_still_fills_the_cache() {
     assert_eq!(answer["cached"], true);
     assert_eq!(answer["total"], 1100);
     assert!(stack.sim.requests().is_empty());
+}
+
+/// Konachan and Yande.re with the same Anya images, Konachan's tag look-ups hanging.
+async fn hung_konachan_look_ups() -> Stack {
+    let mut world = World::new();
+    for id in ["konachan", "yandere"] {
+        world
+            .source(id, SimFamily::Moebooru)
+            .tag(ANYA_MOE, 4)
+            .posts(0..30, &[ANYA_MOE]);
+    }
+    let stack = sim::start(world, "[search]\ndeadline_secs = 1\n").await;
+    let hang = FaultRule::always(Fault::Hang).on_path("/tag.json");
+    stack.sim.add_fault("konachan", hang);
+    stack
+}
+
+#[tokio::test]
+async fn a_discovery_cut_by_the_deadline_is_a_timeout_for_every_search_sharing_it() {
+    let stack = hung_konachan_look_ups().await;
+
+    let (alone, both, tags) = (
+        format!("{ANYA_QUERY}&sources=konachan"),
+        format!("{ANYA_QUERY}&sources=konachan,yandere"),
+        format!("/v1/tags?{ANYA_QUERY}&sources=konachan"),
+    );
+    let (alone, both, (status, tags)) =
+        futures::join!(stack.search(&alone), stack.search(&both), stack.get(&tags));
+
+    assert_eq!(status, 200, "{tags}");
+    for report in [
+        &alone["sources"]["konachan"],
+        &both["sources"]["konachan"],
+        &tags["sources"]["konachan"],
+    ] {
+        assert_eq!(report["status"], "timeout", "{report}");
+        assert!(
+            report["error"].as_str().unwrap().contains("deadline"),
+            "{report}"
+        );
+    }
+    assert_eq!(both["sources"]["yandere"]["status"], "ok");
+    assert_eq!(both["total"], 30);
 }
 
 fn anya_query(stack: &Stack) -> SearchQuery {

@@ -2,8 +2,11 @@
 //! all of them, then the merge and the per-source report.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
+
+use tokio::time::Instant as Deadline;
 
 use tracing::{Instrument, info, warn};
 
@@ -64,7 +67,7 @@ struct SourceJob {
     id: SourceId,
     names: NameQuery,
     max_pages: u32,
-    deadline: Option<tokio::time::Instant>,
+    deadline: Option<Deadline>,
     fresh: bool,
     sink: Sink,
 }
@@ -88,10 +91,7 @@ impl Fanout {
     /// that were not asked are reported `skipped`.
     pub async fn run(self, query: SearchQuery, enabled: Vec<SourceId>) -> SearchResult {
         let started = Instant::now();
-        let deadline = self
-            .config
-            .deadline()
-            .map(|limit| tokio::time::Instant::now() + limit);
+        let deadline = self.config.deadline().map(|limit| Deadline::now() + limit);
         let names = NameQuery::new(&query.character, query.series.as_deref());
         let merger = Arc::new(Mutex::new(Merger::new()));
         let tasks: Vec<_> = query
@@ -191,7 +191,7 @@ impl Fanout {
         site: &Site,
         names: &NameQuery,
         fresh: bool,
-        deadline: Option<tokio::time::Instant>,
+        deadline: Option<Deadline>,
     ) -> Result<Discovery, UpstreamError> {
         if !names.is_searchable() {
             return Ok(Discovery {
@@ -200,17 +200,29 @@ impl Fanout {
             });
         }
         let key = (site.id.clone(), names.clone());
-        let (driver, site, names_owned) = (self.driver.clone(), site.clone(), names.clone());
+        let lookup = || self.lookup(site, names, deadline);
+        shared_discovery(&self.discoveries, key, fresh, deadline, lookup).await
+    }
+
+    /// The look-up of `names` on `site` as a detached future, for the discovery cache to run.
+    ///
+    /// Concurrent searches share it, so it carries `deadline` itself: a hung upstream must
+    /// not hold a permit or the flight forever.
+    fn lookup(
+        &self,
+        site: &Site,
+        names: &NameQuery,
+        deadline: Option<Deadline>,
+    ) -> impl Future<Output = DiscoveryEntry> + Send + 'static {
+        let (driver, site, names) = (self.driver.clone(), site.clone(), names.clone());
         let limit = self.config.search.tag_candidates;
-        // The look-up runs detached (concurrent searches share it), so it carries the
-        // deadline itself: a hung upstream must not hold a permit or the flight forever.
-        let run = async move {
+        async move {
             let upstream = Upstream {
                 driver: &driver,
                 site: &site,
                 deadline,
             };
-            let work = discovery::discover(upstream, &names_owned, limit);
+            let work = discovery::discover(upstream, &names, limit);
             let found = match deadline {
                 Some(deadline) => tokio::time::timeout_at(deadline, work)
                     .await
@@ -218,12 +230,6 @@ impl Fanout {
                 None => work.await,
             };
             DiscoveryEntry(found)
-        };
-        match self.discoveries.get_or_run(key, fresh, || run).await {
-            Some((entry, _)) => entry.0.clone(),
-            None => Err(UpstreamError::Transport(
-                "tag discovery stopped unexpectedly".into(),
-            )),
         }
     }
 
@@ -232,17 +238,14 @@ impl Fanout {
         let Some(site) = self.driver.site(id) else {
             return TagsReport::failed(SourceStatus::Error, "the source is not configured".into());
         };
-        let deadline = self
-            .config
-            .deadline()
-            .map(|limit| tokio::time::Instant::now() + limit);
+        let deadline = self.config.deadline().map(|limit| Deadline::now() + limit);
         let work = self.discover(site, names, false, deadline);
         let found = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
             None => Some(work.await),
         };
         match found {
-            None => TagsReport::failed(
+            None | Some(Err(UpstreamError::DeadlineExceeded)) => TagsReport::failed(
                 SourceStatus::Timeout,
                 "tag discovery did not finish within the search deadline".into(),
             ),
@@ -257,6 +260,45 @@ impl Fanout {
                 candidates: found.candidates,
                 error: None,
             },
+        }
+    }
+}
+
+/// Runs or joins the discovery under `key` in `cache`; `lookup` makes this asker's own run,
+/// bounded by its `deadline`.
+///
+/// A run already in flight for another search carries that search's deadline. When it ran
+/// out of time while this asker still has some, this asker runs discovery itself rather
+/// than report a deadline it did not reach.
+async fn shared_discovery<R, F>(
+    cache: &Arc<DiscoveryCache>,
+    key: (SourceId, NameQuery),
+    fresh: bool,
+    deadline: Option<Deadline>,
+    lookup: R,
+) -> Result<Discovery, UpstreamError>
+where
+    R: Fn() -> F,
+    F: Future<Output = DiscoveryEntry> + Send + 'static,
+{
+    loop {
+        let mut ran = false;
+        let run = || {
+            ran = true;
+            lookup()
+        };
+        let found = match cache.get_or_run(key.clone(), fresh, run).await {
+            Some((entry, _)) => entry.0.clone(),
+            None => {
+                return Err(UpstreamError::Transport(
+                    "tag discovery stopped unexpectedly".into(),
+                ));
+            }
+        };
+        let time_left = deadline.is_none_or(|deadline| Deadline::now() < deadline);
+        match found {
+            Err(UpstreamError::DeadlineExceeded) if !ran && time_left => continue,
+            found => return found,
         }
     }
 }
@@ -279,7 +321,9 @@ fn report_for(
         )
     });
     match finished {
-        None => {
+        // The detached discovery and this source's task share the deadline; whichever
+        // notices it first, the source ran out of time.
+        None | Some(Err(UpstreamError::DeadlineExceeded)) => {
             report.status = SourceStatus::Timeout;
             report.error = Some(format!(
                 "the source did not finish within the {deadline_secs} s search deadline; {} pages arrived in time",
@@ -374,5 +418,71 @@ impl SourceStatus {
             SourceStatus::NoTags => "no_tags",
             SourceStatus::Skipped => "skipped",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn nothing_found() -> Discovery {
+        Discovery {
+            chosen: Vec::new(),
+            candidates: Vec::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_joiner_with_time_left_runs_discovery_itself_when_the_run_it_joined_times_out() {
+        let cache = Arc::new(DiscoveryCache::new(
+            1 << 20,
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        ));
+        let key = (
+            SourceId::from("konachan"),
+            NameQuery::new("Anya Forger", None),
+        );
+        let runs = Arc::new(AtomicUsize::new(0));
+        // The first run hangs like an upstream that never answers; any later one succeeds.
+        let lookup = |deadline: Deadline| {
+            let runs = runs.clone();
+            move || {
+                let first = runs.fetch_add(1, Ordering::SeqCst) == 0;
+                async move {
+                    if !first {
+                        return DiscoveryEntry(Ok(nothing_found()));
+                    }
+                    let hang = std::future::pending::<()>();
+                    let _ = tokio::time::timeout_at(deadline, hang).await;
+                    DiscoveryEntry(Err(UpstreamError::DeadlineExceeded))
+                }
+            }
+        };
+        let early = Deadline::now() + Duration::from_secs(1);
+        let first = tokio::spawn({
+            let (cache, key, lookup) = (cache.clone(), key.clone(), lookup(early));
+            async move { shared_discovery(&cache, key, false, Some(early), lookup).await }
+        });
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_millis(500)).await;
+
+        let late = Deadline::now() + Duration::from_secs(1);
+        let joined = shared_discovery(&cache, key, false, Some(late), lookup(late)).await;
+
+        let first = first.await.unwrap();
+        assert!(
+            matches!(first, Err(UpstreamError::DeadlineExceeded)),
+            "{first:?}"
+        );
+        assert_eq!(joined.unwrap(), nothing_found());
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "the joiner ran its own look-up"
+        );
     }
 }
