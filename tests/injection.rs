@@ -358,6 +358,8 @@ fn the_checks_catch_an_injected_parameter_or_metatag() {
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect(),
+        user_agent: None,
+        accept_encoding: None,
         at: std::time::Instant::now(),
         status: Some(200),
     };

@@ -5,12 +5,13 @@
 //! | --- | --- |
 //! | `GET /_sim/healthz` | `{"status":"ok"}` |
 //! | `GET /_sim/sources` | `[{"source","family","base_url","posts","tags","max_in_flight"}]` |
-//! | `GET /_sim/requests` | `[{"source","path","query":[[k,v]],"at_ms","status"}]` |
+//! | `GET /_sim/requests` | `[{"source","path","query":[[k,v]],"user_agent","accept_encoding","at_ms","status"}]` |
 //! | `DELETE /_sim/requests` | forgets requests, restarts in-flight maxima |
 //! | `POST /_sim/faults` | `{"source":"danbooru","rule":{"fault":{"status":503},"times":2}}` |
 //! | `DELETE /_sim/faults/<source>` | removes that source's rules |
 //! | `POST /_sim/latency` | `{"source":"danbooru","min_ms":50,"max_ms":200}`; no `source` = all |
 //!
+//! `user_agent` and `accept_encoding` are the request's headers, `null` when absent;
 //! `at_ms` counts milliseconds from the simulator's start. Bad input gets 400 with
 //! `{"error": "..."}`; changes answer 204.
 
@@ -122,6 +123,7 @@ fn requests(state: &State) -> Reply {
         .map(|r| {
             json!({
                 "source": r.source, "path": r.path, "query": r.query,
+                "user_agent": r.user_agent, "accept_encoding": r.accept_encoding,
                 "at_ms": r.at.saturating_duration_since(state.started).as_millis() as u64,
                 "status": r.status,
             })

@@ -1,4 +1,5 @@
-//! The request log: every request to a source, in arrival order, with the status it got.
+//! The request log: every request to a source, in arrival order, with the headers a client
+//! identifies itself by and the status it got.
 
 use std::time::Instant;
 
@@ -11,6 +12,10 @@ pub struct RecordedRequest {
     pub path: String,
     /// The query parameters, percent-decoded (`+` as space), in order.
     pub query: Vec<(String, String)>,
+    /// The `User-Agent` header as sent, if there was one (and it was visible text).
+    pub user_agent: Option<String>,
+    /// The `Accept-Encoding` header as sent, if there was one (and it was visible text).
+    pub accept_encoding: Option<String>,
     /// When the request arrived, before any latency or fault.
     pub at: Instant,
     /// The status answered; `None` while the request is open, or when it hung or was

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, header};
 use hyper::body::Incoming;
 
 use crate::catalog::SourceData;
@@ -171,12 +171,23 @@ pub(crate) async fn handle(
     if path == "/_sim" || path.starts_with("/_sim/") {
         return Ok(control::handle(&state, request.map(Body::new)).await);
     }
-    Ok(serve_source(&state, &conn, request.uri()).await)
+    Ok(serve_source(&state, &conn, request.uri(), request.headers()).await)
+}
+
+/// The text of header `name`, if present and visible ASCII.
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    let value = headers.get(name)?.to_str().ok()?;
+    Some(value.to_owned())
 }
 
 /// The source pipeline: recorded at arrival, counted in flight throughout, then a fault
 /// or the family's answer, each after the configured latency (a hang skips it).
-async fn serve_source(state: &State, conn: &ConnControl, uri: &Uri) -> Response<Body> {
+async fn serve_source(
+    state: &State,
+    conn: &ConnControl,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response<Body> {
     let (source, path) = split_source(uri.path());
     let params = decode_query(uri.query());
     let target = uri
@@ -186,6 +197,8 @@ async fn serve_source(state: &State, conn: &ConnControl, uri: &Uri) -> Response<
         source: source.to_owned(),
         path: path.to_owned(),
         query: params.clone(),
+        user_agent: header_text(headers, header::USER_AGENT),
+        accept_encoding: header_text(headers, header::ACCEPT_ENCODING),
         at: Instant::now(),
         status: None,
     });

@@ -447,3 +447,41 @@ async fn the_standard_world_serves_all_six_sources() {
     assert!(xml.body.contains(r#"<posts count="400" offset="0">"#));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn requests_record_the_client_headers() {
+    let sim = start().await;
+    let client = reqwest::Client::builder()
+        .user_agent("probe/1.0 (header test)")
+        .build()
+        .unwrap();
+    client.get(posts_url(&sim)).send().await.unwrap();
+    let bare = "GET /danbooru/posts.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut stream = TcpStream::connect(sim.addr()).await.unwrap();
+    stream.write_all(bare.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+
+    let all = sim.requests();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        all[0].user_agent.as_deref(),
+        Some("probe/1.0 (header test)")
+    );
+    let encodings = all[0].accept_encoding.as_deref().unwrap_or_default();
+    assert!(
+        encodings.contains("gzip") && encodings.contains("br"),
+        "{encodings}"
+    );
+    assert_eq!(
+        (all[1].user_agent.as_ref(), all[1].accept_encoding.as_ref()),
+        (None, None)
+    );
+
+    let logged = get(&format!("http://{}/_sim/requests", sim.addr()))
+        .await
+        .json();
+    assert_eq!(logged[0]["user_agent"], "probe/1.0 (header test)");
+    assert_eq!(logged[0]["accept_encoding"], encodings);
+    assert!(logged[1]["user_agent"].is_null() && logged[1]["accept_encoding"].is_null());
+}
