@@ -98,6 +98,10 @@ pub struct CacheConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
+    /// The User-Agent of every upstream request unless a source overrides it; by default
+    /// `anya-image-api/<version>`, an honest User-Agent naming the project, built from the
+    /// crate's version so that it cannot go stale.
+    #[serde(default = "default_user_agent")]
     pub user_agent: String,
     /// Largest upstream body read, in bytes.
     pub max_body_bytes: usize,
@@ -154,6 +158,10 @@ pub struct SourceConfig {
     /// Gelbooru numeric user id.
     #[serde(default)]
     pub user_id: Option<Secret>,
+}
+
+fn default_user_agent() -> String {
+    format!("anya-image-api/{}", env!("CARGO_PKG_VERSION"))
 }
 
 fn enabled_by_default() -> bool {

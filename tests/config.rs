@@ -555,3 +555,17 @@ fn the_edges_of_each_range_are_accepted() {
         }
     }
 }
+
+#[test]
+fn the_default_user_agent_names_the_project_and_its_version() {
+    let config = Config::from_toml("").unwrap();
+
+    let expected = format!("anya-image-api/{}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(config.upstream.user_agent, expected);
+
+    let chosen = Config::from_toml("[upstream]\nuser_agent = \"my-bot/2 (ops@example.org)\"\n");
+    assert_eq!(
+        chosen.unwrap().upstream.user_agent,
+        "my-bot/2 (ops@example.org)"
+    );
+}
