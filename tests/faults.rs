@@ -336,6 +336,46 @@ async fn a_failing_source_is_paused_and_shown_as_such() {
 }
 
 #[tokio::test]
+async fn pages_queued_when_the_circuit_opens_are_given_up_unsent() {
+    let overrides = "[sources.konachan]\npage_size = 10\nconcurrency = 1\nmax_retries = 0\n\
+        circuit_failures = 3\ncircuit_cooldown_secs = 600\n";
+    let stack = sim::start_layered(world(), &[FAST, overrides]).await;
+    for page in 2..=25 {
+        let fault = FaultRule::always(Fault::Unavailable { retry_after: None })
+            .on_path("/post.json")
+            .on_param("page", &page.to_string());
+        stack.sim.add_fault("konachan", fault);
+    }
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(report["pages"], 1, "{report}");
+    let error = error_of(&report);
+    assert!(
+        error.contains("HTTP 503"),
+        "the cause, not the pause: {report}"
+    );
+    assert!(
+        error.contains("(24 requests failed)"),
+        "every page counted: {report}"
+    );
+    let sent = stack.sim.requests_for("konachan");
+    let pages = sent.iter().filter(|r| r.path == "/post.json").count();
+    assert_eq!(pages, 4, "page 1, then three failures open the circuit");
+    let refused = [("source", "konachan"), ("outcome", "circuit_open")];
+    let refusals = metric(&stack, "anya_upstream_requests_total", &refused).await;
+    assert_eq!(refusals, 1.0, "the first refusal gives up the rest");
+    let limiter = [("source", "konachan"), ("stage", "limiter")];
+    let paced = metric(&stack, "anya_upstream_wait_seconds_count", &limiter).await;
+    assert_eq!(
+        paced,
+        sent.len() as f64,
+        "only requests sent waited for the limiter"
+    );
+}
+
+#[tokio::test]
 async fn all_six_sources_failing_is_still_an_answer() {
     let mut world = World::new();
     let families = [

@@ -2,7 +2,8 @@
 //!
 //! The first page (and, where the page does not carry the total, the count endpoint) is
 //! requested first; then every remaining page up to `max_pages` is requested together. The
-//! driver's limiter and semaphore set the pace, not batching. Each page's posts go straight
+//! driver's limiter and semaphore set the pace, not batching; once the source's circuit
+//! breaker refuses a page, the pages not yet sent are given up. Each page's posts go straight
 //! into the search's shared merge, and the counts into a [`Progress`] owned by the caller,
 //! so what arrived before a deadline is kept and no page is held longer than it takes to
 //! parse it.
@@ -150,6 +151,13 @@ pub async fn fetch_tag(
     while let Some(result) = rest.next().await {
         match result {
             Ok(page) => progress.add(page),
+            // The source is paused: every page still waiting would be refused in turn, so
+            // they are given up at once and counted as failed, not asked for.
+            Err(error @ UpstreamError::CircuitOpen { .. }) => {
+                progress.fail(error);
+                progress.failures += rest.len() as u32;
+                return;
+            }
             Err(error) => progress.fail(error),
         }
     }

@@ -66,6 +66,18 @@ impl Circuit {
         self.lock().state
     }
 
+    /// The refusal a request would meet now, without changing the breaker: `Some` while the
+    /// circuit is open and still cooling down.
+    ///
+    /// A cheap look before a request queues for a permit and the limiter, so that requests
+    /// of a paused source fail at once instead of waiting their turn only to be refused;
+    /// [`Circuit::admit`], after the limiter, still decides, so the probe stays paced.
+    pub fn refusing(&self) -> Option<UpstreamError> {
+        let inner = self.lock();
+        (inner.state == CircuitState::Open && !self.cooled_down(&inner))
+            .then(|| self.refusal(&inner))
+    }
+
     /// Leave to send a request now, or the error that says when the source comes back.
     pub fn admit(&self) -> Result<Admission<'_>, UpstreamError> {
         let mut inner = self.lock();
@@ -167,6 +179,31 @@ mod tests {
             refused.to_string().contains("paused after 3 failures"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn refusing_looks_without_changing_the_state() {
+        let cooling = Circuit::new(1, Duration::from_secs(60));
+        assert_eq!(cooling.refusing(), None, "closed");
+        fail(&cooling);
+        let refusal = cooling.refusing().expect("open and cooling down");
+        assert_eq!(refusal.kind(), "circuit_open");
+        assert_eq!(cooling.state(), CircuitState::Open);
+
+        let cooled = Circuit::new(1, Duration::ZERO);
+        fail(&cooled);
+        assert_eq!(
+            cooled.refusing(),
+            None,
+            "the cool-down is over: a probe may queue"
+        );
+        assert_eq!(
+            cooled.state(),
+            CircuitState::Open,
+            "only admit starts the probe"
+        );
+        let _probe = cooled.admit().unwrap();
+        assert_eq!(cooled.refusing(), None, "half open: admit decides");
     }
 
     #[test]

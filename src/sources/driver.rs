@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, RETRY_AFTER, USER_AGENT};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant as Deadline;
 use tracing::{Instrument, debug, debug_span};
 use url::Url;
@@ -292,24 +292,11 @@ impl Driver {
         url: Url,
         parse: &mut impl FnMut(&Bytes) -> Result<T, UpstreamError>,
     ) -> Result<T, UpstreamError> {
-        let source = &*gate.site.id;
-        let queued = Instant::now();
-        let permit = gate
-            .semaphore
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        let in_flight = InFlight::enter(self.metrics.in_flight(source));
-        let permitted = Instant::now();
-        gate.limiter.until_ready().await;
-        let started = Instant::now();
-        self.metrics
-            .upstream_waited(source, "semaphore", (permitted - queued).as_secs_f64());
-        self.metrics
-            .upstream_waited(source, "limiter", (started - permitted).as_secs_f64());
-        let admission = gate.circuit.admit().inspect_err(|refusal| {
-            self.metrics.upstream_outcome(source, refusal.kind());
-        })?;
+        let (permit, in_flight, started) = self.pace(gate).await?;
+        let admission = gate
+            .circuit
+            .admit()
+            .inspect_err(|refusal| self.metrics.upstream_outcome(&gate.site.id, refusal.kind()))?;
         gate.requests.fetch_add(1, Ordering::Relaxed);
         let sent = self.send(gate, url).await;
         let elapsed = started.elapsed();
@@ -319,6 +306,44 @@ impl Driver {
         gate.circuit.record(admission, result.as_ref().err());
         self.observe(gate, elapsed, result.as_ref().err());
         result
+    }
+
+    /// Waits for a permit, then for the limiter; returns the permit, the in-flight count it
+    /// holds and when the limiter let the request go.
+    ///
+    /// While the source is paused and cooling down the request is refused at once, both
+    /// before it queues for a permit and again once it has one: requests queued before the
+    /// pause then fail without waiting for the limiter only to be refused after it.
+    async fn pace<'g>(
+        &self,
+        gate: &'g Gate,
+    ) -> Result<(SemaphorePermit<'g>, InFlight, Instant), UpstreamError> {
+        let source = &*gate.site.id;
+        let refuse = |refusal: UpstreamError| {
+            self.metrics.upstream_outcome(source, refusal.kind());
+            refusal
+        };
+        let queued = Instant::now();
+        if let Some(refusal) = gate.circuit.refusing() {
+            return Err(refuse(refusal));
+        }
+        let permit = gate
+            .semaphore
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        if let Some(refusal) = gate.circuit.refusing() {
+            return Err(refuse(refusal));
+        }
+        let in_flight = InFlight::enter(self.metrics.in_flight(source));
+        let permitted = Instant::now();
+        gate.limiter.until_ready().await;
+        let started = Instant::now();
+        self.metrics
+            .upstream_waited(source, "semaphore", (permitted - queued).as_secs_f64());
+        self.metrics
+            .upstream_waited(source, "limiter", (started - permitted).as_secs_f64());
+        Ok((permit, in_flight, started))
     }
 
     fn observe(&self, gate: &Gate, elapsed: Duration, error: Option<&UpstreamError>) {
