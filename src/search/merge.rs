@@ -1,16 +1,17 @@
 //! The merge: the union of every source's posts, one image per MD5, ranked.
 //!
-//! An image seen on several sources appears once, with one entry per source. Its score is
-//! the highest, its tags the union, each of its URLs that of the first source (in
-//! configuration order) that has it, and its rating the strictest any source gives, so a
-//! rating filter never lets through an image that some board rates higher. A post without
-//! an MD5 is keyed by its file URL.
+//! An image seen on several sources appears once, with one entry per source, even when one
+//! board has it twice (that board's entry is its higher-scored post). Its score is the
+//! highest, its tags the union, each of its URLs that of the first source (in configuration
+//! order) that has it, and its rating the strictest any source gives, so a rating filter
+//! never lets through an image that some board rates higher. A post without an MD5 is keyed
+//! by its file URL.
 //!
 //! Pages are merged as they arrive, in whatever order the sources answer, so a search
 //! never holds a second copy of an image seen twice; the rules above depend only on each
-//! source's rank, never on arrival order.
+//! source's rank and each post's score and id, never on arrival order.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::HashMap;
 
 use serde::Serialize;
@@ -54,14 +55,36 @@ enum Key {
     Url(String),
 }
 
-/// An image being merged, with the rank of the source each URL came from.
+/// An image being merged, with the post each URL came from.
 #[derive(Debug)]
 struct Entry {
     image: Image,
-    /// Rank of the source of each image field: file (with size), sample, preview.
-    ranks: [usize; 3],
+    /// The post each image field came from: file (with size), sample, preview.
+    origins: [Preference; 3],
     /// Rank of each entry of `image.sources`, in the same order.
     source_ranks: Vec<usize>,
+    /// Whether more than one post was folded in, so the tags are a union to sort.
+    folded: bool,
+}
+
+/// How much a post's values are preferred, best first: its source's rank, then (between
+/// two posts of one source) the higher score, then the lower id. Only the rank and the
+/// post decide, never the order of arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Preference {
+    rank: usize,
+    score: Reverse<i64>,
+    id: u64,
+}
+
+impl Preference {
+    fn new(rank: usize, score: i64, id: u64) -> Preference {
+        Preference {
+            rank,
+            score: Reverse(score),
+            id,
+        }
+    }
 }
 
 /// Accumulates posts from any source in any order and yields the ranked images.
@@ -101,8 +124,8 @@ impl Merger {
         self.entries.is_empty()
     }
 
-    /// The images, ranked: found on more sources first, then higher score, then MD5 (or file
-    /// URL) ascending. Each image lists its sources in configuration order.
+    /// The images, ranked: found on more distinct sources first, then higher score, then MD5
+    /// (or file URL) ascending. Each image lists its sources in configuration order.
     pub fn finish(self) -> Vec<Image> {
         let mut images: Vec<Image> = self.entries.into_iter().map(Entry::finish).collect();
         images.sort_by(rank);
@@ -144,12 +167,7 @@ fn md5_bytes(hex: &str) -> Option<[u8; 16]> {
 
 impl Entry {
     fn first_sighting(post: Post, rank: usize) -> Entry {
-        let source = ImageSource {
-            source: post.source,
-            id: post.id,
-            post_url: post.post_url,
-            score: post.score,
-        };
+        let origin = Preference::new(rank, post.score, post.id);
         let image = Image {
             md5: post.md5,
             file_url: post.file_url,
@@ -160,43 +178,40 @@ impl Entry {
             rating: post.rating,
             score: post.score,
             tags: post.tags,
-            sources: vec![source],
+            sources: vec![ImageSource {
+                source: post.source,
+                id: post.id,
+                post_url: post.post_url,
+                score: post.score,
+            }],
         };
         Entry {
             image,
-            ranks: [rank; 3],
+            origins: [origin; 3],
             source_ranks: vec![rank],
+            folded: false,
         }
     }
 
     /// Folds a later sighting of the same image into it.
-    fn absorb(&mut self, post: Post, rank: usize) {
-        let image = &mut self.image;
-        let seen = image
+    ///
+    /// A second post of a source already listed (an upload repeated on one board) does not
+    /// add a source: the source's entry keeps the preferred of the two posts, so an image
+    /// ranks by the boards that have it, not by how often one board has it.
+    fn absorb(&mut self, mut post: Post, rank: usize) {
+        let known = self
+            .image
             .sources
             .iter()
-            .any(|known| known.source == post.source && known.id == post.id);
-        if seen {
+            .position(|known| known.source == post.source);
+        if known.is_some_and(|at| self.image.sources[at].id == post.id) {
+            // The same post again, found under another of the source's tags.
             return;
         }
-        if post.file_url.is_some() && (image.file_url.is_none() || rank < self.ranks[0]) {
-            image.file_url = post.file_url;
-            image.width = post.width;
-            image.height = post.height;
-            self.ranks[0] = rank;
-        }
-        take_if_better(
-            &mut image.sample_url,
-            post.sample_url,
-            &mut self.ranks[1],
-            rank,
-        );
-        take_if_better(
-            &mut image.preview_url,
-            post.preview_url,
-            &mut self.ranks[2],
-            rank,
-        );
+        self.folded = true;
+        let offered = Preference::new(rank, post.score, post.id);
+        self.take_urls(&mut post, offered);
+        let image = &mut self.image;
         image.rating = image.rating.max(post.rating);
         image.score = image.score.max(post.score);
         for tag in post.tags.iter() {
@@ -204,39 +219,74 @@ impl Entry {
                 image.tags.push(tag);
             }
         }
-        image.sources.push(ImageSource {
+        let sighting = ImageSource {
             source: post.source,
             id: post.id,
             post_url: post.post_url,
             score: post.score,
-        });
-        self.source_ranks.push(rank);
+        };
+        self.list_source(known, sighting, offered);
+    }
+
+    /// Lists `sighting` as a new source, or in place of the source's entry at `known` when
+    /// it is the preferred post of that source.
+    fn list_source(&mut self, known: Option<usize>, sighting: ImageSource, offered: Preference) {
+        let Some(at) = known else {
+            self.image.sources.push(sighting);
+            self.source_ranks.push(offered.rank);
+            return;
+        };
+        let kept = &mut self.image.sources[at];
+        if offered < Preference::new(offered.rank, kept.score, kept.id) {
+            *kept = sighting;
+        }
+    }
+
+    /// Takes each of `post`'s URLs that the image lacks or has from a less preferred post.
+    fn take_urls(&mut self, post: &mut Post, offered: Preference) {
+        let image = &mut self.image;
+        if post.file_url.is_some() && (image.file_url.is_none() || offered < self.origins[0]) {
+            image.file_url = post.file_url.take();
+            image.width = post.width;
+            image.height = post.height;
+            self.origins[0] = offered;
+        }
+        let [_, sample, preview] = &mut self.origins;
+        take_if_better(&mut image.sample_url, &mut post.sample_url, sample, offered);
+        take_if_better(
+            &mut image.preview_url,
+            &mut post.preview_url,
+            preview,
+            offered,
+        );
     }
 
     fn finish(self) -> Image {
         let mut image = self.image;
-        if image.sources.len() > 1 {
+        if self.folded {
             // Tags were appended in arrival order; sorting makes the union deterministic.
             image.tags = image.tags.sorted();
+        }
+        if image.sources.len() > 1 {
             let mut sources: Vec<(usize, ImageSource)> =
                 self.source_ranks.into_iter().zip(image.sources).collect();
-            sources.sort_by_key(|(rank, source)| (*rank, source.id));
+            sources.sort_by_key(|(rank, _)| *rank);
             image.sources = sources.into_iter().map(|(_, source)| source).collect();
         }
         image
     }
 }
 
-/// Keeps the value from the best-ranked source that has one.
+/// Keeps the value from the most preferred post that has one.
 fn take_if_better(
     slot: &mut Option<String>,
-    offered: Option<String>,
-    slot_rank: &mut usize,
-    rank: usize,
+    offered: &mut Option<String>,
+    origin: &mut Preference,
+    preference: Preference,
 ) {
-    if offered.is_some() && (slot.is_none() || rank < *slot_rank) {
-        *slot = offered;
-        *slot_rank = rank;
+    if offered.is_some() && (slot.is_none() || preference < *origin) {
+        *slot = offered.take();
+        *origin = preference;
     }
 }
 
@@ -364,6 +414,58 @@ mod tests {
 
         let order: Vec<_> = images.iter().map(|i| i.md5.clone().unwrap()).collect();
         assert_eq!(order, vec![C, A, B]);
+    }
+
+    #[test]
+    fn a_repeated_upload_on_one_source_is_one_source_entry() {
+        let first = post("safebooru", 1, Some(A), 5, Rating::General);
+        let mut repeat = post("safebooru", 2, Some(A), 9, Rating::Sensitive);
+        repeat.tags = Tags::from_text("repost");
+
+        let images = merge(vec![vec![first, repeat]]);
+
+        assert_eq!(images.len(), 1);
+        let image = &images[0];
+        let listed: Vec<_> = image.sources.iter().map(|s| (s.id, s.score)).collect();
+        assert_eq!(listed, [(2, 9)], "the source keeps its higher-scored post");
+        assert_eq!(image.score, 9);
+        assert_eq!(image.rating, Rating::Sensitive);
+        assert_eq!(image.tags, ["common", "repost", "safebooru_tag"]);
+        assert_eq!(
+            image.file_url.as_deref(),
+            Some("https://safebooru.test/2.jpg")
+        );
+    }
+
+    #[test]
+    fn ranking_counts_distinct_sources_not_repeated_uploads() {
+        let first = vec![
+            post("safebooru", 1, Some(A), 99, Rating::General),
+            post("safebooru", 2, Some(A), 98, Rating::General),
+            post("safebooru", 3, Some(B), 1, Rating::General),
+        ];
+        let second = vec![post("danbooru", 4, Some(B), 1, Rating::General)];
+
+        let images = merge(vec![first, second]);
+
+        let order: Vec<_> = images.iter().map(|i| i.md5.clone().unwrap()).collect();
+        assert_eq!(order, vec![B, A], "two boards beat one board twice");
+    }
+
+    #[test]
+    fn repeated_uploads_fold_the_same_in_any_arrival_order() {
+        let low = post("safebooru", 1, Some(A), 5, Rating::General);
+        let high = post("safebooru", 2, Some(A), 9, Rating::General);
+        let other = post("danbooru", 3, Some(A), 7, Rating::General);
+        let mut backwards = Merger::new();
+        backwards.add(other.clone(), 1);
+        backwards.add(high.clone(), 0);
+        backwards.add(low.clone(), 0);
+
+        assert_eq!(
+            backwards.finish(),
+            merge(vec![vec![low, high], vec![other]])
+        );
     }
 
     #[test]
