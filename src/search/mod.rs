@@ -247,3 +247,100 @@ impl SearchService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(character: &str, series: Option<&str>, sources: &[&str]) -> SearchQuery {
+        SearchQuery {
+            character: character.into(),
+            series: series.map(str::to_string),
+            sources: sources.iter().map(|id| SourceId::from(*id)).collect(),
+            ratings: Rating::ALL.to_vec(),
+            max_pages: 100,
+            page: 1,
+            per_page: 100,
+            fresh: false,
+        }
+    }
+
+    fn key(query: &SearchQuery) -> SearchKey {
+        SearchKey::new(query)
+    }
+
+    #[test]
+    fn spelling_and_source_order_do_not_change_the_key() {
+        let plain = key(&query(
+            "Anya Forger",
+            Some("Spy x Family"),
+            &["danbooru", "yandere"],
+        ));
+        let respelled = [
+            query(
+                "ANYA forger",
+                Some("spy X FAMILY"),
+                &["danbooru", "yandere"],
+            ),
+            query(
+                "  Anya \t  Forger ",
+                Some(" Spy  x Family  "),
+                &["danbooru", "yandere"],
+            ),
+            query(
+                "anya_forger",
+                Some("spy_x_family"),
+                &["danbooru", "yandere"],
+            ),
+            query(
+                "Anya Forger",
+                Some("Spy x Family"),
+                &["yandere", "danbooru"],
+            ),
+            query(
+                "Anya Forger",
+                Some("Spy x Family"),
+                &["yandere", "danbooru", "yandere"],
+            ),
+        ];
+        for other in &respelled {
+            assert_eq!(key(other), plain, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn paging_the_answer_and_filtering_its_ratings_do_not_change_the_key() {
+        let first = query("Anya Forger", None, &["danbooru"]);
+        // Pages and the rating filter are cut out of the one cached, unfiltered result.
+        let other_page = SearchQuery {
+            page: 7,
+            per_page: 3,
+            ratings: vec![Rating::General],
+            fresh: true,
+            ..first.clone()
+        };
+        assert_eq!(key(&other_page), key(&first));
+    }
+
+    #[test]
+    fn another_question_is_another_key() {
+        let first = query("Anya Forger", Some("Spy x Family"), &["danbooru"]);
+        let others = [
+            query("Yor Forger", Some("Spy x Family"), &["danbooru"]),
+            query("Anya Forger", Some("Other Work"), &["danbooru"]),
+            query("Anya Forger", None, &["danbooru"]),
+            query(
+                "Anya Forger",
+                Some("Spy x Family"),
+                &["danbooru", "yandere"],
+            ),
+            SearchQuery {
+                max_pages: 5,
+                ..first.clone()
+            },
+        ];
+        for other in &others {
+            assert_ne!(key(other), key(&first), "{other:?}");
+        }
+    }
+}
