@@ -359,6 +359,26 @@ mod tests {
     }
 
     #[test]
+    fn complete_values_live_the_long_lifetime_and_partial_ones_the_short() {
+        let lifetimes = Lifetimes {
+            complete: Duration::from_secs(7200),
+            partial: Duration::from_secs(300),
+        };
+        let value = |partial| Arc::new(Value { partial, bytes: 1 });
+        let now = Instant::now();
+        let created = |value: &Arc<Value>| lifetimes.expire_after_create(&0u8, value, now);
+        let replaced = |value: &Arc<Value>| {
+            // A replacement is judged afresh, whatever the value it replaced had left.
+            lifetimes.expire_after_update(&0u8, value, now, Some(Duration::from_secs(1)))
+        };
+
+        assert_eq!(created(&value(false)), Some(Duration::from_secs(7200)));
+        assert_eq!(created(&value(true)), Some(Duration::from_secs(300)));
+        assert_eq!(replaced(&value(false)), Some(Duration::from_secs(7200)));
+        assert_eq!(replaced(&value(true)), Some(Duration::from_secs(300)));
+    }
+
+    #[test]
     fn memory_bound_evicts() {
         let cache: ResultCache<u32, Value> =
             ResultCache::new(1000, Duration::from_secs(60), Duration::from_secs(1));
