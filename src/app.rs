@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::api::params::Rules;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::search::SearchService;
@@ -15,6 +16,9 @@ pub struct AppState {
     pub driver: Arc<Driver>,
     pub search: Arc<SearchService>,
     pub metrics: Arc<Metrics>,
+    /// The validation rules of this deployment, built once: they follow from the
+    /// configuration alone, so no request should pay for assembling them.
+    pub rules: Arc<Rules>,
 }
 
 impl AppState {
@@ -28,11 +32,13 @@ impl AppState {
             driver.clone(),
             metrics.clone(),
         ));
+        let rules = Arc::new(Rules::for_config(&config, search.enabled_sources()));
         Ok(AppState {
             config,
             driver,
             search,
             metrics,
+            rules,
         })
     }
 

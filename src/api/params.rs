@@ -15,6 +15,7 @@ use serde_json::{Map, Number, Value};
 
 use super::error::ApiError;
 use super::extract::json_kind;
+use crate::config::Config;
 use crate::model::{Rating, SourceId};
 use crate::search::{SearchQuery, TagsQuery};
 
@@ -138,6 +139,19 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// The rules of a deployment: `enabled` are its enabled sources in configuration order.
+    pub fn for_config(config: &Config, enabled: Vec<SourceId>) -> Rules {
+        let disabled = (config.sources_in_order().into_iter())
+            .filter(|(_, source)| !source.enabled)
+            .map(|(id, _)| id.to_string())
+            .collect();
+        Rules {
+            enabled,
+            disabled,
+            max_pages: config.search.max_pages,
+        }
+    }
+
     /// Validates a search request and normalises it.
     pub fn search_query(&self, params: &RawParams) -> Result<SearchQuery, ApiError> {
         Ok(SearchQuery {

@@ -8,7 +8,7 @@ use super::body::JsonChunks;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonObject, QueryPairs};
 use super::openapi::{SearchParams, TagsParams};
-use super::params::{RawParams, Rules};
+use super::params::RawParams;
 use crate::app::AppState;
 use crate::search::{SearchPage, TagsAnswer};
 
@@ -28,7 +28,7 @@ pub async fn search_get(
     State(state): State<AppState>,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<JsonChunks, ApiError> {
-    let query = rules(&state).search_query(&RawParams::from_query(pairs)?)?;
+    let query = state.rules.search_query(&RawParams::from_query(pairs)?)?;
     Ok(JsonChunks::new(
         state.search.search(query).await?.into_chunks(),
     ))
@@ -53,7 +53,7 @@ pub async fn search_post(
     State(state): State<AppState>,
     JsonObject(object): JsonObject,
 ) -> Result<JsonChunks, ApiError> {
-    let query = rules(&state).search_query(&RawParams::from_json(object))?;
+    let query = state.rules.search_query(&RawParams::from_json(object))?;
     Ok(JsonChunks::new(
         state.search.search(query).await?.into_chunks(),
     ))
@@ -74,22 +74,6 @@ pub async fn tags(
     State(state): State<AppState>,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<TagsAnswer>, ApiError> {
-    let query = rules(&state).tags_query(&RawParams::from_query(pairs)?)?;
+    let query = state.rules.tags_query(&RawParams::from_query(pairs)?)?;
     Ok(Json(state.search.tags(query).await))
-}
-
-/// The validation rules of this deployment.
-fn rules(state: &AppState) -> Rules {
-    let disabled = state
-        .config
-        .sources_in_order()
-        .into_iter()
-        .filter(|(_, source)| !source.enabled)
-        .map(|(id, _)| id.to_string())
-        .collect();
-    Rules {
-        enabled: state.search.enabled_sources(),
-        disabled,
-        max_pages: state.config.search.max_pages,
-    }
 }
