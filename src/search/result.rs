@@ -104,6 +104,9 @@ impl StoredImages {
                 rating: image.rating,
             });
         }
+        // The buffer grew by doubling; `Bytes` would keep the spare half alive for as long
+        // as the result is cached, unweighed, so the cache could hold twice its bound.
+        json.shrink_to_fit();
         StoredImages {
             json: Bytes::from(json),
             slots,
