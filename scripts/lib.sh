@@ -42,8 +42,12 @@ need() {
 }
 
 # Builds the service and the simulator (and any extra cargo arguments) with the release
-# profile.
+# profile, unless NO_BUILD is set (to measure binaries built earlier).
 build() {
+    if [[ -n "${NO_BUILD:-}" ]]; then
+        log "NO_BUILD set: using the binaries already in $BIN"
+        return
+    fi
     log "cargo build --release $*"
     (cd "$ROOT" && cargo build --release --quiet -p anya-image-api -p anya-sim --bins "$@")
 }
