@@ -375,6 +375,68 @@ async fn pages_queued_when_the_circuit_opens_are_given_up_unsent() {
     );
 }
 
+/// Safebooru (Gelbooru 0.2, whose empty body is its "no results") beside the Yande.re
+/// witness, both with the 250 Anya images, 100 posts a page.
+async fn safebooru_with(fault: FaultRule) -> Stack {
+    let mut world = World::new();
+    for (id, family) in [
+        ("safebooru", SimFamily::GelbooruV02),
+        ("yandere", SimFamily::Moebooru),
+    ] {
+        world.source(id, family).tag(ANYA, 4).posts(0..250, &[ANYA]);
+    }
+    let pages = "[sources.safebooru]\npage_size = 100\n[sources.yandere]\npage_size = 100\n";
+    let stack = sim::start(world, pages).await;
+    stack.sim.add_fault("safebooru", fault.on_path("s=post"));
+    stack
+}
+
+/// The post-page requests the simulator saw from `safebooru` for `pid` (0-based).
+fn safebooru_pages(stack: &Stack, pid: &str) -> usize {
+    let requests = stack.sim.requests_for("safebooru");
+    let pages = requests.iter().filter(|r| r.param("s") == Some("post"));
+    pages.filter(|r| r.param("pid") == Some(pid)).count()
+}
+
+#[tokio::test]
+async fn an_empty_page_where_the_count_says_posts_are_is_a_failed_page() {
+    let stack = safebooru_with(FaultRule::always(Fault::Empty).on_param("pid", "1")).await;
+
+    let answer = stack.search(QUERY).await;
+
+    let report = &answer["sources"]["safebooru"];
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(
+        (report["pages"].as_u64(), report["posts"].as_u64()),
+        (Some(2), Some(150))
+    );
+    let error = error_of(report);
+    let expected = "the site answered an empty page where 100 posts were expected";
+    assert!(error.contains(expected), "{report}");
+    assert_eq!(
+        safebooru_pages(&stack, "1"),
+        3,
+        "the first try and two retries"
+    );
+    assert_eq!(answer["sources"]["yandere"]["status"], "ok");
+}
+
+#[tokio::test]
+async fn an_empty_first_page_where_the_count_says_posts_are_is_asked_again() {
+    let stack = safebooru_with(FaultRule::times(Fault::Empty, 1).on_param("pid", "0")).await;
+
+    let answer = stack.search(QUERY).await;
+
+    let report = &answer["sources"]["safebooru"];
+    assert_eq!(report["status"], "ok", "{report}");
+    assert_eq!(report["posts"], 250, "{report}");
+    assert_eq!(
+        safebooru_pages(&stack, "0"),
+        2,
+        "the empty answer, then the page"
+    );
+}
+
 #[tokio::test]
 async fn all_six_sources_failing_is_still_an_answer() {
     let mut world = World::new();

@@ -111,10 +111,31 @@ pub fn plan(asked: u32, first_page_len: usize, total: u64, max_pages: u32) -> Pl
     }
 }
 
+impl Plan {
+    /// The posts `total` puts on page `page` (1-based): a full page, what is left for the
+    /// last one, or none past the end.
+    pub fn posts_on(&self, total: u64, page: u32) -> u64 {
+        let before = u64::from(page.saturating_sub(1)) * u64::from(self.page_size);
+        total.saturating_sub(before).min(u64::from(self.page_size))
+    }
+}
+
+/// How many posts the source holds for a tag, and whether that number can be relied on to
+/// say which pages hold posts.
+#[derive(Debug, Clone, Copy)]
+struct Total {
+    posts: u64,
+    /// The site counted exactly (see [`crate::sources::Family::counts_exactly`]), not
+    /// discovery's post count standing in for a count that failed.
+    known: bool,
+}
+
 /// Fetches every page of `tag` on `site`, up to `max_pages`, into `progress`.
 ///
 /// `page_size` is the configured page size. When the total cannot be learned (a failed
-/// count), the tag's post count from discovery stands in for it.
+/// count), the tag's post count from discovery stands in for it. When the total is known,
+/// a page it says holds posts and that comes back empty has failed, since an empty answer
+/// is "no results" only on a page past the end.
 pub async fn fetch_tag(
     upstream: Upstream<'_>,
     tag: &TagCandidate,
@@ -122,32 +143,65 @@ pub async fn fetch_tag(
     max_pages: u32,
     progress: &mut Progress,
 ) {
-    let first_page = fetch_page(upstream, &tag.name, 1, page_size);
+    let Some((first_page, total)) = first_page(upstream, tag, page_size, progress).await else {
+        return;
+    };
+    let first_len = first_page.posts.len() + first_page.skipped;
+    let plan = plan(page_size, first_len, total.posts, max_pages);
+    progress.add(first_page);
+    let expected = |page| match total.known {
+        true => plan.posts_on(total.posts, page),
+        false => 0,
+    };
+    let rest = (2..=plan.pages)
+        .map(|page| fetch_page(upstream, &tag.name, page, plan.page_size, expected(page)))
+        .collect();
+    fetch_rest(rest, progress).await;
+}
+
+/// The first page and the total, from the page itself or the count asked alongside it.
+///
+/// An empty first page is the sites' "no results"; when the known total says otherwise, the
+/// page is asked again, expecting its posts. `None` when the first page failed.
+async fn first_page(
+    upstream: Upstream<'_>,
+    tag: &TagCandidate,
+    page_size: u32,
+    progress: &mut Progress,
+) -> Option<(PostPage, Total)> {
+    let first_page = fetch_page(upstream, &tag.name, 1, page_size, 0);
     let count = fetch_count(upstream, &tag.name);
     let (first_page, count) = futures::join!(first_page, count);
-    let first_page = match first_page {
-        Ok(page) => page,
-        Err(error) => return progress.fail(error),
-    };
+    let mut first_page = first_page.map_err(|error| progress.fail(error)).ok()?;
     let total = match (first_page.total, count) {
-        (Some(total), _) => total,
-        (None, Some(Ok(total))) => total,
-        (None, Some(Err(error))) => {
-            progress.fail(error);
-            tag.post_count
+        (Some(posts), _) => Total { posts, known: true },
+        (None, Some(Ok(posts))) => Total {
+            posts,
+            known: upstream.site.family.counts_exactly(),
+        },
+        (None, count) => {
+            if let Some(Err(error)) = count {
+                progress.fail(error);
+            }
+            Total {
+                posts: tag.post_count,
+                known: false,
+            }
         }
-        (None, None) => tag.post_count,
     };
-    let plan = plan(
-        page_size,
-        first_page.posts.len() + first_page.skipped,
-        total,
-        max_pages,
-    );
-    progress.add(first_page);
-    let mut rest: FuturesUnordered<_> = (2..=plan.pages)
-        .map(|page| fetch_page(upstream, &tag.name, page, plan.page_size))
-        .collect();
+    if is_empty(&first_page) && total.known && total.posts > 0 {
+        let expected = total.posts.min(u64::from(page_size));
+        let again = fetch_page(upstream, &tag.name, 1, page_size, expected).await;
+        first_page = again.map_err(|error| progress.fail(error)).ok()?;
+    }
+    Some((first_page, total))
+}
+
+/// Fetches the pages after the first as they come, into `progress`.
+async fn fetch_rest(
+    mut rest: FuturesUnordered<impl Future<Output = Result<PostPage, UpstreamError>>>,
+    progress: &mut Progress,
+) {
     while let Some(result) = rest.next().await {
         match result {
             Ok(page) => progress.add(page),
@@ -163,16 +217,27 @@ pub async fn fetch_tag(
     }
 }
 
+fn is_empty(page: &PostPage) -> bool {
+    page.posts.is_empty() && page.skipped == 0
+}
+
+/// Page `page` of `tag`; `expected` is how many posts the known total puts on it (0 when
+/// none or unknown), and an empty page where posts were expected is a failed attempt.
 async fn fetch_page(
     upstream: Upstream<'_>,
     tag: &str,
     page: u32,
     page_size: u32,
+    expected: u64,
 ) -> Result<PostPage, UpstreamError> {
     let url = upstream.site.posts_url(tag, page, page_size);
     let parsed = upstream
         .get_parsed(url, RequestKind::Page(page), |body| {
-            upstream.site.parse_posts(body)
+            let parsed = upstream.site.parse_posts(body)?;
+            match expected > 0 && is_empty(&parsed) {
+                true => Err(UpstreamError::EmptyPage { expected }),
+                false => Ok(parsed),
+            }
         })
         .await?;
     tracing::debug!(source = %upstream.site.id, page, posts = parsed.posts.len(), "page fetched");
@@ -221,6 +286,15 @@ mod tests {
                 page_size: 100
             }
         );
+    }
+
+    #[test]
+    fn the_total_puts_full_pages_then_the_rest_then_none() {
+        let plan = plan(100, 100, 250, 100);
+        let on = |page| plan.posts_on(250, page);
+        assert_eq!((on(1), on(2), on(3), on(4)), (100, 100, 50, 0));
+        assert_eq!(plan.posts_on(0, 1), 0);
+        assert_eq!(plan.posts_on(u64::MAX, u32::MAX), 100);
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub enum UpstreamError {
         expected: &'static str,
         detail: String,
     },
+    /// A page the known total says holds posts came back without any: an overloaded
+    /// Gelbooru 0.2 server answers an empty body, which is otherwise its "no results".
+    #[error("the site answered an empty page where {expected} posts were expected")]
+    EmptyPage { expected: u64 },
     /// The source failed repeatedly and is paused; no request was sent.
     #[error(
         "the source is paused after {failures} failures in a row; it will be tried again in {retry_in_secs} s"
@@ -60,8 +64,8 @@ impl UpstreamError {
             | UpstreamError::Transport(_)
             | UpstreamError::RateLimited { .. }
             | UpstreamError::Unavailable { .. } => true,
-            // An overloaded Gelbooru-family server answers 200 with a broken body.
-            UpstreamError::Malformed { .. } => true,
+            // An overloaded Gelbooru-family server answers 200 with a broken or empty body.
+            UpstreamError::Malformed { .. } | UpstreamError::EmptyPage { .. } => true,
             // A challenge page means the site is blocking us: asking again at once makes it
             // worse, so the circuit breaker backs off instead.
             UpstreamError::Challenge { .. }
@@ -103,6 +107,7 @@ impl UpstreamError {
             UpstreamError::Auth(_) => "auth",
             UpstreamError::Rejected { .. } => "rejected",
             UpstreamError::Malformed { .. } => "malformed",
+            UpstreamError::EmptyPage { .. } => "empty_page",
             UpstreamError::TooLarge { .. } => "too_large",
             UpstreamError::CircuitOpen { .. } => "circuit_open",
             UpstreamError::DeadlineExceeded => "deadline_exceeded",

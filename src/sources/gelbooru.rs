@@ -231,6 +231,8 @@ impl RawPost<'_> {
 ///
 /// An empty body means no results on Gelbooru 0.2, which answers an empty search that way;
 /// from gelbooru.com it is an overloaded server's broken answer, so an error worth retrying.
+/// Gelbooru 0.2 overloads the same way, which only the paging can tell from "no results":
+/// it knows the count, and fails an empty page the count says holds posts.
 /// XML posts written as child elements (the current XML form) are not read: the service
 /// always asks for JSON.
 pub fn parse_posts(site: &Site, body: &[u8]) -> Result<PostPage, UpstreamError> {

@@ -56,6 +56,13 @@ impl Family {
         }
     }
 
+    /// Whether the family's post counts are exact, so that a page the count says holds
+    /// posts and that comes back empty has lost them. Danbooru estimates large counts
+    /// (`estimate_count`), so a page past the real end may be empty with nothing lost.
+    pub fn counts_exactly(self) -> bool {
+        !matches!(self, Family::Danbooru)
+    }
+
     /// The query parameter names that carry an account's two halves, where the family has
     /// accounts the service can use (Moebooru's salted password hash is not supported).
     pub fn credential_names(self) -> Option<(&'static str, &'static str)> {
