@@ -25,12 +25,19 @@ const NOT_DELETED: &str = "-status:deleted";
 /// Most tags one tag search may return.
 const MAX_TAG_LIMIT: u32 = 1000;
 
+/// Danbooru's tag category of characters.
+const CHARACTER_CATEGORY: &str = "4";
+
 const EXPECTED_POSTS: &str = "Danbooru post list (a JSON array)";
 const EXPECTED_TAGS: &str = "Danbooru tag list (a JSON array)";
 const EXPECTED_ALIASES: &str = "Danbooru alias list (a JSON array)";
 const EXPECTED_COUNT: &str = "Danbooru post count ({\"counts\":{\"posts\":N}})";
 
-/// The tags whose names contain `word`, most used first, without empty tags.
+/// The character tags whose names contain `word`, most used first, without empty tags.
+///
+/// Danbooru files every character under category 4, so asking for it alone keeps the
+/// site's many general and copyright tags sharing a word with the name (`forger`,
+/// `spy_x_family`) from crowding the candidates out of the limit.
 pub fn tags_url(site: &Site, word: &str, limit: u32) -> Url {
     let pattern = format!("*{word}*");
     let limit = limit.clamp(1, MAX_TAG_LIMIT).to_string();
@@ -38,6 +45,7 @@ pub fn tags_url(site: &Site, word: &str, limit: u32) -> Url {
         "tags.json",
         &[
             ("search[name_matches]", &pattern),
+            ("search[category]", CHARACTER_CATEGORY),
             ("search[order]", "count"),
             ("search[hide_empty]", "true"),
             ("limit", &limit),
@@ -276,6 +284,7 @@ mod tests {
             param(&url, "search[name_matches]").as_deref(),
             Some("*anya*")
         );
+        assert_eq!(param(&url, "search[category]").as_deref(), Some("4"));
         assert_eq!(param(&url, "search[order]").as_deref(), Some("count"));
         assert_eq!(param(&url, "search[hide_empty]").as_deref(), Some("true"));
         assert_eq!(param(&url, "limit").as_deref(), Some("50"));
