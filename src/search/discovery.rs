@@ -546,6 +546,16 @@ mod tests {
     }
 
     #[test]
+    fn the_series_tag_is_rejected_even_where_the_site_does_not_call_it_a_copyright() {
+        // A work named like its hero: an uncategorised series tag would be the bare name.
+        let query = NameQuery::new("Bayonetta", Some("Bayonetta"));
+        for category in [TagCategory::General, TagCategory::Other] {
+            let candidates = vec![tag("bayonetta", 9000, category)];
+            assert_eq!(chosen(&query, candidates), None, "{category:?}");
+        }
+    }
+
+    #[test]
     fn empty_tags_are_never_chosen() {
         let query = NameQuery::new("Anya Forger", None);
         let candidates = vec![tag("anya_forger", 0, TagCategory::Character)];
