@@ -153,7 +153,10 @@ impl NameQuery {
         if qualifiers.iter().any(|q| q.contains("cosplay")) {
             return None;
         }
-        if self.series_tag.as_deref() == Some(name.as_str()) {
+        // The series tag itself, unless the site files it as a character: a work may be
+        // named like its hero (`kirby`, a character, beside the copyright `kirby_(series)`).
+        let series_itself = self.series_tag.as_deref() == Some(name.as_str());
+        if series_itself && tag.category != TagCategory::Character {
             return None;
         }
         if !matches!(
@@ -553,6 +556,16 @@ mod tests {
             let candidates = vec![tag("bayonetta", 9000, category)];
             assert_eq!(chosen(&query, candidates), None, "{category:?}");
         }
+    }
+
+    #[test]
+    fn a_character_named_like_its_series_is_still_found() {
+        let query = NameQuery::new("Kirby", Some("Kirby"));
+        let candidates = vec![
+            tag("kirby_(series)", 30_000, TagCategory::Copyright),
+            tag("kirby", 20_000, TagCategory::Character),
+        ];
+        assert_eq!(chosen(&query, candidates).as_deref(), Some("kirby"));
     }
 
     #[test]
