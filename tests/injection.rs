@@ -101,6 +101,7 @@ const DANBOORU: &[(&str, Spec)] = &[
         "/tags.json",
         &[
             ("search[name_matches]", Value::Name { wrap: "*" }),
+            ("search[category]", Value::Fixed("4")),
             ("search[order]", Value::Fixed("count")),
             ("search[hide_empty]", Value::Fixed("true")),
             ("limit", Value::Number),
@@ -370,6 +371,7 @@ fn the_checks_catch_an_injected_parameter_or_metatag() {
             "/tags.json",
             &[
                 ("search[name_matches]", "*anya*"),
+                ("search[category]", "4"),
                 ("search[order]", "count"),
                 ("search[hide_empty]", "true"),
                 ("limit", "50"),
@@ -425,6 +427,7 @@ fn the_checks_catch_an_injected_parameter_or_metatag() {
         "/tags.json",
         &[
             ("search[name_matches]", "*anya&limit=1000000*"),
+            ("search[category]", "4"),
             ("search[order]", "count"),
             ("search[hide_empty]", "true"),
             ("limit", "50"),
