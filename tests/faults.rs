@@ -212,13 +212,50 @@ async fn a_hung_upstream_times_out_at_the_deadline_and_frees_its_permits() {
 }
 
 #[tokio::test]
-async fn a_reset_connection_is_an_error_that_says_so() {
+async fn a_reset_connection_is_retried_then_reported() {
     let stack = stack_with(on_pages(Fault::Reset), "").await;
 
     let report = search_and_check(&stack).await;
 
     assert_eq!(report["status"], "error", "{report}");
     assert!(error_of(&report).contains("connection"), "{report}");
+    assert_eq!(
+        page_requests(&stack, "1"),
+        3,
+        "the first try and two retries"
+    );
+}
+
+#[tokio::test]
+async fn refusals_of_the_request_itself_are_not_retried() {
+    for status in [404, 422] {
+        let stack = stack_with(on_pages(Fault::Status(status)), "").await;
+
+        let report = search_and_check(&stack).await;
+
+        assert_eq!(report["status"], "error", "{status}: {report}");
+        let said = format!("HTTP {status}");
+        assert!(error_of(&report).contains(&said), "{report}");
+        assert_eq!(page_requests(&stack, "1"), 1, "{status} is asked once");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_deadline_is_not_waited_for() {
+    let fault = on_pages(Fault::Unavailable {
+        retry_after: Some("20".into()),
+    });
+    let stack = stack_with(fault, "[search]\ndeadline_secs = 5\n").await;
+
+    let report = search_and_check(&stack).await;
+
+    assert_eq!(report["status"], "error", "{report}");
+    assert!(error_of(&report).contains("HTTP 503"), "{report}");
+    assert_eq!(
+        page_requests(&stack, "1"),
+        1,
+        "no retry could finish in time"
+    );
 }
 
 #[tokio::test]

@@ -130,8 +130,12 @@ struct RetryPolicy {
 
 impl RetryPolicy {
     /// The wait before retry number `retry` (0-based): the upstream's `Retry-After` when it
-    /// gave one, else full-jitter exponential back-off. `None` when the upstream asks for a
-    /// longer wait than we honour.
+    /// gave one, else full-jitter exponential back-off, a random wait up to
+    /// `backoff_base * 2^retry` but never above `backoff_max`.
+    ///
+    /// `None` when the upstream asks for a longer wait than `retry_after_max`: the request
+    /// then fails at once with the upstream's error, rather than wait longer than we honour
+    /// or retry sooner than the upstream asked.
     fn wait(&self, retry: u32, retry_after: Option<Duration>) -> Option<Duration> {
         if let Some(asked) = retry_after {
             return (asked <= self.retry_after_max).then_some(asked);
@@ -571,6 +575,94 @@ impl Upstream<'_> {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 2,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(8),
+            retry_after_max: Duration::from_secs(30),
+        }
+    }
+
+    fn headers_with_retry_after(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn retry_after_in_seconds_is_read_and_honoured() {
+        let asked = retry_after(&headers_with_retry_after(" 7 "));
+        assert_eq!(asked, Some(Duration::from_secs(7)));
+        assert_eq!(policy().wait(0, asked), Some(Duration::from_secs(7)));
+        assert_eq!(policy().wait(1, Some(Duration::ZERO)), Some(Duration::ZERO));
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+        assert_eq!(retry_after(&headers_with_retry_after("soon")), None);
+        assert_eq!(retry_after(&headers_with_retry_after("-3")), None);
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date_is_the_time_left_until_it() {
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        let asked = retry_after(&headers_with_retry_after(&httpdate::fmt_http_date(later)))
+            .expect("a date is a wait");
+        // HTTP dates have whole seconds, and some time passes while the test runs.
+        assert!(
+            (Duration::from_secs(60)..=Duration::from_secs(120)).contains(&asked),
+            "{asked:?}"
+        );
+        let past = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(1));
+        assert_eq!(
+            retry_after(&headers_with_retry_after(&past)),
+            Some(Duration::ZERO),
+            "a date gone by means now"
+        );
+    }
+
+    #[test]
+    fn a_retry_after_over_the_cap_fails_the_request_at_once() {
+        let policy = policy();
+        assert_eq!(
+            policy.wait(0, Some(Duration::from_secs(30))),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(policy.wait(0, Some(Duration::from_secs(31))), None);
+        assert_eq!(policy.wait(0, Some(Duration::from_secs(3600))), None);
+    }
+
+    #[test]
+    fn back_off_doubles_with_jitter_and_stops_at_the_cap() {
+        fastrand::seed(7);
+        let policy = policy();
+        for (retry, ceiling_ms) in [
+            (0, 500),
+            (1, 1000),
+            (2, 2000),
+            (3, 4000),
+            (4, 8000),
+            (40, 8000),
+        ] {
+            let ceiling = Duration::from_millis(ceiling_ms);
+            let waits: Vec<Duration> = (0..200)
+                .map(|_| policy.wait(retry, None).expect("back-off always waits"))
+                .collect();
+            assert!(
+                waits.iter().all(|wait| *wait <= ceiling),
+                "retry {retry}: {waits:?}"
+            );
+            let longest = waits.iter().max().unwrap();
+            let shortest = waits.iter().min().unwrap();
+            assert!(
+                *longest > ceiling * 3 / 4,
+                "retry {retry}: jitter spans the range"
+            );
+            assert!(
+                *shortest < ceiling / 4,
+                "retry {retry}: jitter spans the range"
+            );
+        }
+    }
 
     #[test]
     fn the_cf_mitigated_header_marks_a_challenge_whatever_the_body() {
