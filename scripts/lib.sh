@@ -5,7 +5,7 @@
 # the sourcing script exits (the trap is set here).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/target/release"
+BIN="${BIN:-$ROOT/target/release}"
 SOURCES=(safebooru danbooru gelbooru yandere konachan tbib)
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/anya-bench.XXXXXX")"
 PIDS=()
