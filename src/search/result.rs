@@ -1,13 +1,12 @@
 //! What a search stores and what it answers: the cached, ranked result and the page of it a
 //! client receives.
 //!
-//! Images are stored already serialised, one after another in one shared buffer with their
-//! ratings beside it, and so are the per-source reports, so a cached answer is a filter and
-//! a slice, not a re-merge or a re-serialisation: [`SearchPage::into_chunks`] hands out a
-//! page of consecutive images as a slice of that buffer, without copying it.
+//! Images are stored already serialised, one after another in shared blocks with their
+//! ratings beside them, and so are the per-source reports, so a cached answer is a filter
+//! and a slice, not a re-merge or a re-serialisation: [`SearchPage::into_chunks`] hands out
+//! a page of consecutive images as slices of those blocks, without copying them.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,44 +72,65 @@ impl Cacheable for SearchResult {
     }
 }
 
-/// Ranked images as JSON texts joined by commas in one buffer (`{..},{..},{..}`), with the
-/// end of each text and its rating in `slots`: images `i..j` are the bytes from the start
-/// of `i` to the end of `j - 1`, commas included, ready to go between `[` and `]`.
+/// Ranked images as JSON texts, stored in blocks of about [`BLOCK_BYTES`] each holding
+/// consecutive images joined by commas (`{..},{..},{..}`), with each image's place and
+/// rating in `slots`.
+///
+/// Blocks rather than one buffer: one buffer would grow by doubling while a large result
+/// is stored, briefly holding the result one and a half times over beside the merge it is
+/// made from, and a 600-page search has no memory to spare for that. A page of images is
+/// then one slice per block it touches, commas included, ready to go between `[` and `]`.
 #[derive(Debug)]
 pub struct StoredImages {
-    json: Bytes,
+    blocks: Vec<Bytes>,
     slots: Vec<Slot>,
 }
 
-/// Where one stored image's text ends, and its rating.
+/// The size a block of stored images is sealed at: large enough that a page of images
+/// rarely spans two, small enough that the last block's spare room is negligible.
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// Where one stored image's text is (block, and byte range within it), and its rating.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    end: usize,
+    block: u32,
+    start: u32,
+    end: u32,
     rating: Rating,
 }
 
 impl StoredImages {
-    /// Serialises `images` in their order.
+    /// Serialises `images` in their order, dropping each once it is written.
     fn new(images: Vec<Image>) -> StoredImages {
-        let mut json = Vec::new();
         let mut slots = Vec::with_capacity(images.len());
+        let mut blocks = Vec::new();
+        let mut block = Vec::with_capacity(BLOCK_BYTES);
+        let mut text = Vec::new();
         for image in images {
-            if !slots.is_empty() {
-                json.push(b',');
+            text.clear();
+            serde_json::to_writer(&mut text, &image).expect("images always serialise");
+            if !block.is_empty() && block.len() + 1 + text.len() > BLOCK_BYTES {
+                blocks.push(seal(std::mem::replace(
+                    &mut block,
+                    Vec::with_capacity(BLOCK_BYTES),
+                )));
             }
-            serde_json::to_writer(&mut json, &image).expect("images always serialise");
+            if !block.is_empty() {
+                block.push(b',');
+            }
+            let start = block.len();
+            block.extend_from_slice(&text);
             slots.push(Slot {
-                end: json.len(),
+                block: offset(blocks.len()),
+                start: offset(start),
+                end: offset(block.len()),
                 rating: image.rating,
             });
         }
-        // The buffer grew by doubling; `Bytes` would keep the spare half alive for as long
-        // as the result is cached, unweighed, so the cache could hold twice its bound.
-        json.shrink_to_fit();
-        StoredImages {
-            json: Bytes::from(json),
-            slots,
+        if !block.is_empty() {
+            blocks.push(seal(block));
         }
+        StoredImages { blocks, slots }
     }
 
     /// Number of images.
@@ -128,28 +148,48 @@ impl StoredImages {
         self.slots[index].rating
     }
 
-    /// The byte range of image `index`'s text.
-    fn span(&self, index: usize) -> Range<usize> {
-        let start = match index {
-            0 => 0,
-            _ => self.slots[index - 1].end + 1,
-        };
-        start..self.slots[index].end
-    }
-
     /// The JSON text of image `index`.
     fn text(&self, index: usize) -> &[u8] {
-        &self.json[self.span(index)]
+        let slot = self.slots[index];
+        &self.blocks[slot.block as usize][slot.start as usize..slot.end as usize]
     }
 
-    /// Images `first..=last` with their commas, sharing the buffer.
-    fn run(&self, first: usize, last: usize) -> Bytes {
-        self.json.slice(self.span(first).start..self.span(last).end)
+    /// Images `first..=last` with their commas, as slices of the blocks they are in.
+    fn run(&self, first: usize, last: usize) -> Vec<Bytes> {
+        let mut pieces = Vec::new();
+        let mut index = first;
+        while index <= last {
+            let block = self.slots[index].block;
+            let mut end = index;
+            while end < last && self.slots[end + 1].block == block {
+                end += 1;
+            }
+            if !pieces.is_empty() {
+                pieces.push(Bytes::from_static(b","));
+            }
+            let (from, to) = (self.slots[index].start, self.slots[end].end);
+            pieces.push(self.blocks[block as usize].slice(from as usize..to as usize));
+            index = end + 1;
+        }
+        pieces
     }
 
     fn weight_bytes(&self) -> usize {
-        self.json.len() + self.slots.len() * size_of::<Slot>()
+        let blocks: usize = self.blocks.iter().map(Bytes::len).sum();
+        blocks + self.slots.len() * size_of::<Slot>() + self.blocks.len() * size_of::<Bytes>()
     }
+}
+
+/// A finished block, without spare capacity: `Bytes` keeps the whole allocation alive, and
+/// the weigher counts only the length.
+fn seal(mut block: Vec<u8>) -> Bytes {
+    block.shrink_to_fit();
+    Bytes::from(block)
+}
+
+/// A block number or a position in a block, which are far below 4 GiB.
+fn offset(value: usize) -> u32 {
+    u32::try_from(value).expect("blocks and their number stay far below 4 GiB")
 }
 
 /// The `/v1/search` answer: one page of the merged images and the per-source report.
@@ -214,18 +254,18 @@ impl PageImages {
         self.indices.is_empty()
     }
 
-    /// The page's images as they go between `[` and `]`: a slice of the cached buffer when
+    /// The page's images as they go between `[` and `]`: slices of the cached blocks when
     /// they are consecutive there (always, unless a rating filter skips some), else a copy.
-    fn joined(&self) -> Bytes {
+    fn joined(&self) -> Vec<Bytes> {
         let images = &self.result.images;
         let (Some(&first), Some(&last)) = (self.indices.first(), self.indices.last()) else {
-            return Bytes::new();
+            return Vec::new();
         };
         if (last - first) as usize + 1 == self.indices.len() {
             return images.run(first as usize, last as usize);
         }
         let size: usize = (self.indices.iter())
-            .map(|&index| images.span(index as usize).len() + 1)
+            .map(|&index| images.text(index as usize).len() + 1)
             .sum();
         let mut joined = BytesMut::with_capacity(size);
         for (n, &index) in self.indices.iter().enumerate() {
@@ -234,7 +274,7 @@ impl PageImages {
             }
             joined.put_slice(images.text(index as usize));
         }
-        joined.freeze()
+        vec![joined.freeze()]
     }
 }
 
@@ -310,17 +350,14 @@ impl SearchPage {
             ",\"partial\":{},\"cached\":{},\"elapsed_ms\":{}}}",
             self.partial, self.cached, self.elapsed_ms
         );
-        let chunks = [
-            Bytes::from(head),
-            self.images.joined(),
+        let mut chunks = vec![Bytes::from(head)];
+        chunks.extend(self.images.joined());
+        chunks.extend([
             Bytes::from(middle),
             self.sources.0.sources_json.clone(),
             Bytes::from(tail),
-        ];
+        ]);
         chunks
-            .into_iter()
-            .filter(|chunk| !chunk.is_empty())
-            .collect()
     }
 }
 
@@ -457,12 +494,61 @@ mod tests {
             true,
             Duration::ZERO,
         );
-        let images = page.images.joined();
-        let buffer = result.images.json.as_ptr_range();
-        assert!(buffer.contains(&images.as_ptr()), "the page was copied");
+        let pieces = page.images.joined();
+        assert_eq!(pieces.len(), 1, "five small images share one block");
+        let block = result.images.blocks[0].as_ptr_range();
+        assert!(block.contains(&pieces[0].as_ptr()), "the page was copied");
         let parsed: serde_json::Value =
-            serde_json::from_slice(&[b"[", &images[..], b"]"].concat()).unwrap();
+            serde_json::from_slice(&[b"[", &pieces[0][..], b"]"].concat()).unwrap();
         assert_eq!(parsed.as_array().unwrap().len(), 3);
+    }
+
+    /// A result of `n` images whose texts fill several blocks.
+    fn large(n: u32) -> Arc<SearchResult> {
+        let images = (0..n)
+            .map(|i| {
+                let mut image = image(i, Rating::ALL[i as usize % 4]);
+                image.tags = crate::model::Tags::from_text(&"long_tag_name ".repeat(40));
+                image
+            })
+            .collect();
+        Arc::new(SearchResult::new(images, BTreeMap::new(), Duration::ZERO))
+    }
+
+    #[test]
+    fn images_fill_blocks_of_bounded_size_and_pages_span_them_intact() {
+        let result = large(6000);
+        let blocks = &result.images.blocks;
+        assert!(blocks.len() > 2, "{} blocks", blocks.len());
+        assert!(blocks.iter().all(|block| block.len() <= BLOCK_BYTES));
+        let stored: usize = blocks.iter().map(Bytes::len).sum();
+        assert!(result.weight_bytes() >= stored);
+
+        let boundary = (0..result.images.len())
+            .find(|&i| result.images.slots[i + 1].block != result.images.slots[i].block)
+            .unwrap();
+        let per_page = 10;
+        let page = (boundary / per_page + 1) as u32;
+        let all = Rating::ALL.to_vec();
+        let cut = || {
+            SearchPage::cut(
+                &result,
+                query(page, per_page as u32, all.clone()),
+                true,
+                Duration::ZERO,
+            )
+        };
+        assert!(
+            cut().images.joined().len() > 1,
+            "the page should span a block boundary"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&sent(cut())).unwrap();
+        let ids: Vec<u64> = (json["images"].as_array().unwrap().iter())
+            .map(|image| image["sources"][0]["id"].as_u64().unwrap())
+            .collect();
+        let first = (page as u64 - 1) * per_page as u64;
+        assert_eq!(ids, (first..first + per_page as u64).collect::<Vec<_>>());
+        assert_eq!(sent(cut()), serde_json::to_vec(&cut()).unwrap());
     }
 
     #[test]
