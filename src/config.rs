@@ -80,6 +80,9 @@ pub struct SearchConfig {
     pub max_pages: u32,
     /// Candidate tags considered per source during discovery.
     pub tag_candidates: u32,
+    /// Most distinct images one search merges; it bounds the memory of a search and of its
+    /// cached result (see [`crate::search::merge::Merger`]).
+    pub max_images: u32,
 }
 
 /// The result cache.
@@ -357,6 +360,10 @@ impl Config {
 /// Largest `search.max_pages`: the HTTP contract lets a client ask for 1 to 100 pages.
 const MAX_PAGES_LIMIT: u64 = 100;
 
+/// Largest `search.max_images`: at about 1.4 KB per image while merging, a million images
+/// is already more than a gigabyte; a bound past what any instance can hold bounds nothing.
+const MAX_IMAGES_LIMIT: u64 = 1_000_000;
+
 fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
     positive("server.body_limit_bytes", server.body_limit_bytes as u64)?;
     // With no grace at all a stop would drop every request in flight, which is what the
@@ -371,7 +378,12 @@ fn validate_search(search: &SearchConfig) -> Result<(), ConfigError> {
         search.max_pages.into(),
         1..=MAX_PAGES_LIMIT,
     )?;
-    positive("search.tag_candidates", search.tag_candidates.into())
+    positive("search.tag_candidates", search.tag_candidates.into())?;
+    in_range(
+        "search.max_images",
+        search.max_images.into(),
+        1..=MAX_IMAGES_LIMIT,
+    )
 }
 
 fn validate_cache(cache: &CacheConfig) -> Result<(), ConfigError> {

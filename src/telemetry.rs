@@ -110,8 +110,11 @@ pub fn config_summary(config: &Config) -> Vec<String> {
             server.trust_forwarded_for,
         ),
         format!(
-            "search: deadline_secs={} max_pages={} tag_candidates={}",
-            config.search.deadline_secs, config.search.max_pages, config.search.tag_candidates
+            "search: deadline_secs={} max_pages={} tag_candidates={} max_images={}",
+            config.search.deadline_secs,
+            config.search.max_pages,
+            config.search.tag_candidates,
+            config.search.max_images
         ),
         format!(
             "cache: ttl_secs={} partial_ttl_secs={} max_bytes={}",

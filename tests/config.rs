@@ -453,6 +453,7 @@ fn the_built_in_limits_match_the_design() {
     assert_eq!(config.search.max_pages, 100);
     assert_eq!(config.search.deadline_secs, 60);
     assert_eq!(config.search.tag_candidates, 50);
+    assert_eq!(config.search.max_images, 50_000);
     assert_eq!(config.cache.ttl_secs, 7200);
     assert_eq!(config.cache.partial_ttl_secs, 300);
 }
@@ -553,6 +554,25 @@ fn the_edges_of_each_range_are_accepted() {
         if let Err(error) = Config::from_toml(toml) {
             panic!("refused {toml:?}: {error}");
         }
+    }
+}
+
+#[test]
+fn max_images_takes_one_to_a_million_and_a_refusal_names_the_key_and_range() {
+    for value in [1, 300, 1_000_000] {
+        let config = Config::from_toml(&format!("[search]\nmax_images = {value}\n"));
+        assert_eq!(config.unwrap().search.max_images, value);
+    }
+    for value in [0, 1_000_001] {
+        let error = Config::from_toml(&format!("[search]\nmax_images = {value}\n"))
+            .err()
+            .unwrap_or_else(|| panic!("accepted max_images = {value}"));
+        assert!(
+            error.to_string().contains(&format!(
+                "search.max_images must be from 1 to 1000000, got {value}"
+            )),
+            "{error}"
+        );
     }
 }
 
