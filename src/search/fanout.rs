@@ -1,9 +1,14 @@
 //! The fan-out of one search: a task per source (discovery, then paging), a deadline over
 //! all of them, then the merge and the per-source report.
+//!
+//! The merge is bounded by `search.max_images`: once full, every source stops paging (see
+//! [`super::pages`]) and the result says it was truncated. The bound is not a fault: a
+//! source whose fetched pages all succeeded stays `ok`, and the result is cached as long
+//! as a complete one.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::time::Instant as Deadline;
@@ -11,8 +16,7 @@ use tokio::time::Instant as Deadline;
 use tracing::{Instrument, info, warn};
 
 use super::discovery::{self, Discovery, NameQuery};
-use super::merge::Merger;
-use super::pages::{Progress, Sink, fetch_tag};
+use super::pages::{Progress, SharedMerge, Sink, fetch_tag};
 use super::{SearchQuery, SearchResult, SourceReport, SourceStatus, TagsReport};
 use crate::cache::{Cacheable, ResultCache};
 use crate::config::Config;
@@ -93,7 +97,7 @@ impl Fanout {
         let started = Instant::now();
         let deadline = self.config.deadline().map(|limit| Deadline::now() + limit);
         let names = NameQuery::new(&query.character, query.series.as_deref());
-        let merger = Arc::new(Mutex::new(Merger::new()));
+        let merge = Arc::new(SharedMerge::new(self.config.search.max_images as usize));
         let tasks: Vec<_> = query
             .sources
             .iter()
@@ -105,7 +109,7 @@ impl Fanout {
                     max_pages: query.max_pages,
                     deadline,
                     fresh: query.fresh,
-                    sink: Sink::new(merger.clone(), rank),
+                    sink: Sink::new(merge.clone(), rank),
                 };
                 tokio::spawn(self.clone().run_source(job).in_current_span())
             })
@@ -120,9 +124,10 @@ impl Fanout {
         for id in enabled.into_iter().filter(|id| !query.sources.contains(id)) {
             reports.insert(id, SourceReport::new(SourceStatus::Skipped));
         }
-        let merged = std::mem::take(&mut *merger.lock().unwrap_or_else(PoisonError::into_inner));
+        let merged = merge.take();
+        let truncated = merged.dropped() > 0;
         let result = SearchResult::new(merged.finish(), reports, started.elapsed());
-        log_outcome(&query, &result);
+        log_outcome(&query, &result, truncated);
         let outcome = if result.partial {
             "partial"
         } else {
@@ -313,6 +318,7 @@ fn report_for(
     report.pages = progress.pages;
     report.posts = progress.posts;
     report.skipped_posts = progress.skipped;
+    report.pages_skipped = progress.pages_skipped;
     let failed = progress.first_error.as_ref().map(|error| {
         let requests = progress.failures;
         format!(
@@ -348,7 +354,7 @@ fn report_for(
     report
 }
 
-fn log_outcome(query: &SearchQuery, result: &SearchResult) {
+fn log_outcome(query: &SearchQuery, result: &SearchResult, truncated: bool) {
     for (id, report) in &result.sources {
         if matches!(
             report.status,
@@ -368,6 +374,7 @@ fn log_outcome(query: &SearchQuery, result: &SearchResult) {
         series = query.series.as_deref().unwrap_or(""),
         outcome = if result.partial { "partial" } else { "complete" },
         total = result.images.len(),
+        truncated,
         sources = %statuses.join(" "),
         elapsed_ms = result.elapsed_ms,
         "search finished"
@@ -390,6 +397,7 @@ impl SourceReport {
             pages: 0,
             posts: 0,
             skipped_posts: 0,
+            pages_skipped: 0,
             elapsed_ms: 0,
             error: None,
         }

@@ -10,6 +10,12 @@
 //! Pages are merged as they arrive, in whatever order the sources answer, so a search
 //! never holds a second copy of an image seen twice; the rules above depend only on each
 //! source's rank and each post's score and id, never on arrival order.
+//!
+//! A merge holds at most a set number of distinct images (`search.max_images`), since every
+//! image held costs memory for the whole search and again in the cache. Once it holds that
+//! many, a post of an image not yet held is dropped and counted, while posts of images
+//! already held still fold in. Which images are kept then depends on arrival order; the
+//! paging stops asking for pages once posts are dropped (see [`super::pages`]).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::HashMap;
@@ -88,30 +94,49 @@ impl Preference {
 }
 
 /// Accumulates posts from any source in any order and yields the ranked images.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Merger {
     entries: Vec<Entry>,
     index: HashMap<Key, usize>,
+    /// Most distinct images held.
+    max_images: usize,
+    /// Posts dropped because they would have been an image past `max_images`.
+    dropped: u64,
 }
 
 impl Merger {
-    /// An empty merge.
-    pub fn new() -> Merger {
-        Merger::default()
+    /// An empty merge that holds at most `max_images` distinct images.
+    pub fn new(max_images: usize) -> Merger {
+        Merger {
+            entries: Vec::new(),
+            index: HashMap::new(),
+            max_images,
+            dropped: 0,
+        }
     }
 
     /// Adds a post from the source ranked `rank` (its position in configuration order).
+    ///
+    /// A post of an image not yet held is dropped, and counted, when the merge already
+    /// holds `max_images` images.
     pub fn add(&mut self, post: Post, rank: usize) {
         let Some(key) = key_of(&post) else {
             return;
         };
         match self.index.get(&key) {
             Some(&at) => self.entries[at].absorb(post, rank),
+            None if self.entries.len() >= self.max_images => self.dropped += 1,
             None => {
                 self.index.insert(key, self.entries.len());
                 self.entries.push(Entry::first_sighting(post, rank));
             }
         }
+    }
+
+    /// Posts dropped so far because the merge held `max_images` images: more than 0 means
+    /// the result lacks images the sources have.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// Number of distinct images so far.
@@ -133,9 +158,9 @@ impl Merger {
     }
 }
 
-/// Merges the posts of each source, given in configuration order.
+/// Merges the posts of each source, given in configuration order, without a bound.
 pub fn merge(sources: Vec<Vec<Post>>) -> Vec<Image> {
-    let mut merger = Merger::new();
+    let mut merger = Merger::new(usize::MAX);
     for (rank, posts) in sources.into_iter().enumerate() {
         for post in posts {
             merger.add(post, rank);
@@ -373,7 +398,7 @@ mod tests {
     fn arrival_order_does_not_change_the_result() {
         let early = post("danbooru", 2, Some(A), 7, Rating::Explicit);
         let late = post("safebooru", 1, Some(A), 5, Rating::General);
-        let mut merger = Merger::new();
+        let mut merger = Merger::new(usize::MAX);
         merger.add(early.clone(), 1);
         merger.add(late.clone(), 0);
 
@@ -457,7 +482,7 @@ mod tests {
         let low = post("safebooru", 1, Some(A), 5, Rating::General);
         let high = post("safebooru", 2, Some(A), 9, Rating::General);
         let other = post("danbooru", 3, Some(A), 7, Rating::General);
-        let mut backwards = Merger::new();
+        let mut backwards = Merger::new(usize::MAX);
         backwards.add(other.clone(), 1);
         backwards.add(high.clone(), 0);
         backwards.add(low.clone(), 0);
@@ -465,6 +490,56 @@ mod tests {
         assert_eq!(
             backwards.finish(),
             merge(vec![vec![low, high], vec![other]])
+        );
+    }
+
+    #[test]
+    fn a_full_merge_drops_and_counts_posts_of_new_images() {
+        let mut merger = Merger::new(2);
+        merger.add(post("safebooru", 1, Some(A), 5, Rating::General), 0);
+        merger.add(post("safebooru", 2, Some(B), 5, Rating::General), 0);
+        assert_eq!(
+            merger.dropped(),
+            0,
+            "holding exactly the bound drops nothing"
+        );
+
+        merger.add(post("danbooru", 3, Some(C), 99, Rating::General), 1);
+        merger.add(post("danbooru", 4, None, 1, Rating::General), 1);
+        let mut keyless = post("danbooru", 5, None, 1, Rating::General);
+        keyless.file_url = None;
+        merger.add(keyless, 1);
+
+        assert_eq!(merger.len(), 2);
+        assert_eq!(
+            merger.dropped(),
+            2,
+            "the new MD5 and the new URL; a post without a key is no image"
+        );
+        let kept: Vec<_> = (merger.finish().into_iter())
+            .map(|image| image.md5.unwrap())
+            .collect();
+        assert_eq!(kept, [A, B]);
+    }
+
+    #[test]
+    fn a_full_merge_still_folds_in_posts_of_images_it_holds() {
+        let mut merger = Merger::new(1);
+        merger.add(post("danbooru", 1, Some(A), 5, Rating::General), 1);
+        merger.add(post("safebooru", 2, Some(B), 50, Rating::General), 0);
+        merger.add(post("safebooru", 3, Some(A), 9, Rating::Explicit), 0);
+
+        assert_eq!(merger.dropped(), 1);
+        let images = merger.finish();
+        assert_eq!(images.len(), 1);
+        let image = &images[0];
+        let sources: Vec<_> = image.sources.iter().map(|s| s.source.as_ref()).collect();
+        assert_eq!(sources, ["safebooru", "danbooru"]);
+        assert_eq!((image.score, image.rating), (9, Rating::Explicit));
+        assert_eq!(image.tags, ["common", "danbooru_tag", "safebooru_tag"]);
+        assert_eq!(
+            image.file_url.as_deref(),
+            Some("https://safebooru.test/3.jpg")
         );
     }
 

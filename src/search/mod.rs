@@ -82,6 +82,9 @@ pub struct SourceReport {
     pub posts: u64,
     /// Posts dropped because they carry neither an MD5 nor a file URL.
     pub skipped_posts: u64,
+    /// Pages not fetched because the search had already merged `search.max_images` images;
+    /// 0 unless the answer is `truncated`. Not a failure: the status stays `ok`.
+    pub pages_skipped: u32,
     /// Time this source took, in milliseconds.
     pub elapsed_ms: u64,
     /// What went wrong, in a short sentence; never a secret.

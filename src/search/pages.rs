@@ -7,34 +7,97 @@
 //! into the search's shared merge, and the counts into a [`Progress`] owned by the caller,
 //! so what arrived before a deadline is kept and no page is held longer than it takes to
 //! parse it.
+//!
+//! Once the merge is full (it held `search.max_images` images and had to drop a post of a
+//! new one), every source stops paging: pages still waiting for a permit or the limiter are
+//! given up and counted as skipped, while pages already received are merged, their posts
+//! folding into the images held. Each source asks for its pages in page order, newest posts
+//! first on every family, so a capped search keeps mostly each source's newest posts; it
+//! does not pick the best-scored images, which would take every page.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::watch;
 
 use super::merge::Merger;
 use crate::model::{PostPage, TagCandidate};
 use crate::sources::UpstreamError;
 use crate::sources::driver::{RequestKind, Upstream};
 
+/// The one merge of a search, fed by every source, and the signal that it is full.
+#[derive(Debug)]
+pub struct SharedMerge {
+    merger: Mutex<Merger>,
+    /// Turns `true` the first time the merge drops a post for being past its bound.
+    full: watch::Sender<bool>,
+}
+
+impl SharedMerge {
+    /// An empty merge holding at most `max_images` distinct images.
+    pub fn new(max_images: usize) -> SharedMerge {
+        SharedMerge {
+            merger: Mutex::new(Merger::new(max_images)),
+            full: watch::Sender::new(false),
+        }
+    }
+
+    /// The merge as it stands, taken out at the end of the search, leaving an empty one.
+    pub fn take(&self) -> Merger {
+        let mut merger = self.merger.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *merger, Merger::new(0))
+    }
+}
+
 /// The search's shared merge, as one source feeds it.
 #[derive(Debug, Clone)]
 pub struct Sink {
-    merger: Arc<Mutex<Merger>>,
+    merge: Arc<SharedMerge>,
     /// The source's position in configuration order.
     rank: usize,
 }
 
 impl Sink {
-    /// Feeds `merger` on behalf of the source ranked `rank`.
-    pub fn new(merger: Arc<Mutex<Merger>>, rank: usize) -> Sink {
-        Sink { merger, rank }
+    /// Feeds `merge` on behalf of the source ranked `rank`.
+    pub fn new(merge: Arc<SharedMerge>, rank: usize) -> Sink {
+        Sink { merge, rank }
     }
 
     fn take(&self, page: PostPage) {
-        let mut merger = self.merger.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut merger = (self.merge.merger.lock()).unwrap_or_else(PoisonError::into_inner);
         for post in page.posts {
             merger.add(post, self.rank);
+        }
+        if merger.dropped() > 0 {
+            self.merge
+                .full
+                .send_if_modified(|full| !std::mem::replace(full, true));
+        }
+    }
+
+    /// Whether the merge is full, so that no further page is worth asking for.
+    fn is_full(&self) -> bool {
+        *self.merge.full.borrow()
+    }
+
+    /// Ends once the merge is full.
+    async fn filled(&self) {
+        let mut full = self.merge.full.subscribe();
+        // The sender lives in `self.merge`, so the wait ends only when the merge fills.
+        let _ = full.wait_for(|full| *full).await;
+    }
+
+    /// `work`'s output, or `None` when the merge is full before `work` ends; `work` is then
+    /// dropped, so a request of it still waiting for a permit or the limiter gives its
+    /// place up unsent. Output ready together with the signal is still taken.
+    async fn unless_full<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        if self.is_full() {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            output = work => Some(output),
+            () = self.filled() => None,
         }
     }
 }
@@ -49,6 +112,8 @@ pub struct Progress {
     pub pages: u32,
     /// Pages (or counts) that failed.
     pub failures: u32,
+    /// Pages not asked for, or given up unanswered, because the merge was full.
+    pub pages_skipped: u32,
     /// Posts dropped for having neither MD5 nor file URL.
     pub skipped: u64,
     /// The first failure, for the report.
@@ -63,6 +128,7 @@ impl Progress {
             posts: 0,
             pages: 0,
             failures: 0,
+            pages_skipped: 0,
             skipped: 0,
             first_error: None,
         }
@@ -136,6 +202,10 @@ struct Total {
 /// count), the tag's post count from discovery stands in for it. When the total is known,
 /// a page it says holds posts and that comes back empty has failed, since an empty answer
 /// is "no results" only on a page past the end.
+///
+/// Once the search's merge is full no further page is asked for (see the module's header);
+/// when that happens before the first page arrives, the pages the tag's post count from
+/// discovery would fill are the ones skipped.
 pub async fn fetch_tag(
     upstream: Upstream<'_>,
     tag: &TagCandidate,
@@ -143,7 +213,16 @@ pub async fn fetch_tag(
     max_pages: u32,
     progress: &mut Progress,
 ) {
-    let Some((first_page, total)) = first_page(upstream, tag, page_size, progress).await else {
+    let sink = progress.sink.clone();
+    let Some(first) = sink
+        .unless_full(first_page(upstream, tag, page_size, progress))
+        .await
+    else {
+        let plan = plan(page_size, page_size as usize, tag.post_count, max_pages);
+        progress.pages_skipped += plan.pages;
+        return;
+    };
+    let Some((first_page, total)) = first else {
         return;
     };
     let first_len = first_page.posts.len() + first_page.skipped;
@@ -197,12 +276,22 @@ async fn first_page(
     Some((first_page, total))
 }
 
-/// Fetches the pages after the first as they come, into `progress`.
+/// Fetches the pages after the first as they come, into `progress`, until the search's
+/// merge is full; the pages not yet answered then are dropped and counted as skipped.
 async fn fetch_rest(
     mut rest: FuturesUnordered<impl Future<Output = Result<PostPage, UpstreamError>>>,
     progress: &mut Progress,
 ) {
-    while let Some(result) = rest.next().await {
+    let sink = progress.sink.clone();
+    loop {
+        let result = match sink.unless_full(rest.next()).await {
+            Some(Some(result)) => result,
+            Some(None) => return,
+            None => {
+                progress.pages_skipped += rest.len() as u32;
+                return;
+            }
+        };
         match result {
             Ok(page) => progress.add(page),
             // The source is paused: every page still waiting would be refused in turn, so
@@ -255,6 +344,74 @@ async fn fetch_count(upstream: Upstream<'_>, tag: &str) -> Option<Result<u64, Up
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Post, Rating};
+
+    /// A page of posts of the images numbered `images`, each with its own MD5.
+    fn page_of(images: std::ops::Range<u64>) -> PostPage {
+        let posts = images
+            .map(|n| Post {
+                source: "safebooru".into(),
+                id: n,
+                md5: Some(format!("{n:032x}")),
+                file_url: Some(format!("https://safebooru.test/{n}.jpg")),
+                sample_url: None,
+                preview_url: None,
+                width: 1,
+                height: 1,
+                rating: Rating::General,
+                score: 0,
+                tags: Default::default(),
+                post_url: format!("https://safebooru.test/posts/{n}"),
+            })
+            .collect();
+        PostPage {
+            posts,
+            ..PostPage::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn work_still_waiting_when_the_merge_fills_is_given_up() {
+        let merge = Arc::new(SharedMerge::new(2));
+        let sink = Sink::new(merge.clone(), 0);
+        let waiting = sink.unless_full(std::future::pending::<()>());
+        let filling = async {
+            tokio::task::yield_now().await;
+            sink.take(page_of(0..3));
+        };
+
+        let (outcome, ()) = tokio::join!(waiting, filling);
+
+        assert_eq!(outcome, None);
+        assert_eq!(
+            sink.unless_full(async { "sent" }).await,
+            None,
+            "nothing starts once the merge is full"
+        );
+        assert_eq!(merge.take().dropped(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_merge_holding_exactly_its_bound_is_not_full() {
+        let sink = Sink::new(Arc::new(SharedMerge::new(2)), 0);
+        sink.take(page_of(0..2));
+        sink.take(page_of(1..2));
+
+        assert!(!sink.is_full(), "no post of a new image was dropped");
+        assert_eq!(sink.unless_full(async { "sent" }).await, Some("sent"));
+    }
+
+    #[tokio::test]
+    async fn work_that_ends_as_the_merge_fills_keeps_its_output() {
+        let sink = Sink::new(Arc::new(SharedMerge::new(1)), 0);
+        let received = async {
+            sink.take(page_of(0..2));
+            "received"
+        };
+
+        assert_eq!(sink.unless_full(received).await, Some("received"));
+        assert!(sink.is_full());
+    }
 
     #[test]
     fn pages_cover_the_total_up_to_the_cap() {

@@ -451,6 +451,7 @@ mod tests {
             pages: 2,
             posts: 5,
             skipped_posts: 1,
+            pages_skipped: 3,
             elapsed_ms: 12,
             error: Some("page 3 failed: \"quoted\" reason".into()),
         };
