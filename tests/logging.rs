@@ -200,6 +200,7 @@ async fn each_fan_out_logs_one_info_line_with_its_outcome() {
             "series",
             "outcome",
             "total",
+            "truncated",
             "sources",
             "elapsed_ms",
         ] {

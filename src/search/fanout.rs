@@ -126,8 +126,8 @@ impl Fanout {
         }
         let merged = merge.take();
         let truncated = merged.dropped() > 0;
-        let result = SearchResult::new(merged.finish(), reports, started.elapsed());
-        log_outcome(&query, &result, truncated);
+        let result = SearchResult::new(merged.finish(), reports, truncated, started.elapsed());
+        log_outcome(&query, &result);
         let outcome = if result.partial {
             "partial"
         } else {
@@ -354,7 +354,7 @@ fn report_for(
     report
 }
 
-fn log_outcome(query: &SearchQuery, result: &SearchResult, truncated: bool) {
+fn log_outcome(query: &SearchQuery, result: &SearchResult) {
     for (id, report) in &result.sources {
         if matches!(
             report.status,
@@ -374,7 +374,7 @@ fn log_outcome(query: &SearchQuery, result: &SearchResult, truncated: bool) {
         series = query.series.as_deref().unwrap_or(""),
         outcome = if result.partial { "partial" } else { "complete" },
         total = result.images.len(),
-        truncated,
+        truncated = result.truncated,
         sources = %statuses.join(" "),
         elapsed_ms = result.elapsed_ms,
         "search finished"

@@ -31,15 +31,18 @@ pub struct SearchResult {
     sources_json: Bytes,
     /// Whether any asked source is neither `ok` nor `no_tags`.
     pub partial: bool,
+    /// Whether `search.max_images` dropped images the sources have.
+    pub truncated: bool,
     /// How long the fan-out took, in milliseconds.
     pub elapsed_ms: u64,
 }
 
 impl SearchResult {
-    /// Stores ranked images and their reports.
+    /// Stores ranked images and their reports; `truncated` when the bound dropped images.
     pub fn new(
         images: Vec<Image>,
         sources: BTreeMap<SourceId, SourceReport>,
+        truncated: bool,
         elapsed: Duration,
     ) -> SearchResult {
         let partial = sources.values().any(|report| {
@@ -54,6 +57,7 @@ impl SearchResult {
             sources,
             sources_json: Bytes::from(sources_json),
             partial,
+            truncated,
             elapsed_ms: elapsed.as_millis() as u64,
         }
     }
@@ -211,6 +215,8 @@ pub struct SearchPage {
     #[schema(value_type = BTreeMap<String, SourceReport>)]
     pub sources: Reports,
     pub partial: bool,
+    /// Whether the search stopped at `search.max_images` images, leaving some out.
+    pub truncated: bool,
     pub cached: bool,
     /// Time this request took, in milliseconds.
     pub elapsed_ms: u64,
@@ -331,6 +337,7 @@ impl SearchPage {
             max_pages: total.div_ceil(per_page),
             sources: Reports(Arc::clone(result)),
             partial: result.partial,
+            truncated: result.truncated,
             cached,
             elapsed_ms: elapsed.as_millis() as u64,
         }
@@ -347,8 +354,8 @@ impl SearchPage {
             self.total, self.page, self.per_page, self.max_pages
         );
         let tail = format!(
-            ",\"partial\":{},\"cached\":{},\"elapsed_ms\":{}}}",
-            self.partial, self.cached, self.elapsed_ms
+            ",\"partial\":{},\"truncated\":{},\"cached\":{},\"elapsed_ms\":{}}}",
+            self.partial, self.truncated, self.cached, self.elapsed_ms
         );
         let mut chunks = vec![Bytes::from(head)];
         chunks.extend(self.images.joined());
@@ -456,7 +463,7 @@ mod tests {
             error: Some("page 3 failed: \"quoted\" reason".into()),
         };
         let sources = BTreeMap::from([(SourceId::from("x"), report)]);
-        Arc::new(SearchResult::new(images, sources, Duration::ZERO))
+        Arc::new(SearchResult::new(images, sources, true, Duration::ZERO))
     }
 
     /// The bytes a page goes out as, joined.
@@ -513,7 +520,12 @@ mod tests {
                 image
             })
             .collect();
-        Arc::new(SearchResult::new(images, BTreeMap::new(), Duration::ZERO))
+        Arc::new(SearchResult::new(
+            images,
+            BTreeMap::new(),
+            false,
+            Duration::ZERO,
+        ))
     }
 
     #[test]
