@@ -91,7 +91,7 @@ start_sim() {
 # sets SVC_PORT, SVC_PID and SVC.
 start_service() {
     SVC_PORT=$(free_port)
-    local env=(PORT="$SVC_PORT" ANYA_SERVER__HOST=127.0.0.1 LOG_FORMAT=json RUST_LOG=info)
+    local env=(PORT="$SVC_PORT" ANYA_SERVER__HOST=127.0.0.1 LOG_FORMAT=json RUST_LOG="${SERVICE_LOG:-info}")
     local source
     for source in "${SOURCES[@]}"; do
         env+=("ANYA_SOURCES__${source^^}__BASE_URL=http://127.0.0.1:$SIM_PORT/$source")
