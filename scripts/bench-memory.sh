@@ -50,7 +50,7 @@ search() {
 }
 
 # The built-in cache.max_bytes unless the caller set it.
-max_bytes="${ANYA_CACHE__MAX_BYTES:-67108864}"
+max_bytes="${ANYA_CACHE__MAX_BYTES:-134217728}"
 echo "idle after start: VmRSS $(mem_mib "$SVC_PID" VmRSS) MiB"
 
 echo "phase 1: search with max_pages=100: $(search 100)"
