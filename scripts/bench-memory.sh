@@ -15,8 +15,12 @@
 #
 # Targets: phase 1 peak < 128 MiB; phase 2 resident < cache.max_bytes + 128 MiB.
 #
+# PAGE_SIZE=default keeps each source's configured page size (1000 on four of them), for
+# the very popular character: POSTS=100000 PAGE_SIZE=default FILL_EVICTIONS=0 measures a
+# search that search.max_images stops; PEAK_LIMIT_MIB sets phase 1's target.
+#
 # Usage: scripts/bench-memory.sh   (env: POSTS=10000, PAGE_SIZE=100, RATE=50,
-#        FILL_EVICTIONS=3, extra service settings as ANYA_* variables)
+#        FILL_EVICTIONS=3, PEAK_LIMIT_MIB=128, extra service settings as ANYA_* variables)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -24,6 +28,7 @@ POSTS="${POSTS:-10000}"
 PAGE_SIZE="${PAGE_SIZE:-100}"
 RATE="${RATE:-50}"
 FILL_EVICTIONS="${FILL_EVICTIONS:-3}"
+PEAK_LIMIT_MIB="${PEAK_LIMIT_MIB:-128}"
 QUERY="character=Anya+Forger&series=Spy+x+Family&per_page=1"
 
 need curl
@@ -32,7 +37,7 @@ build
 start_sim --world big --posts-per-source "$POSTS"
 settings=(ANYA_SEARCH__DEADLINE_SECS=300)
 for source in "${SOURCES[@]}"; do
-    settings+=("ANYA_SOURCES__${source^^}__PAGE_SIZE=$PAGE_SIZE")
+    [[ "$PAGE_SIZE" == default ]] || settings+=("ANYA_SOURCES__${source^^}__PAGE_SIZE=$PAGE_SIZE")
     settings+=("ANYA_SOURCES__${source^^}__RATE_PER_SEC=$RATE")
 done
 start_service "${settings[@]}"
@@ -46,7 +51,7 @@ metric() {
 # One cold search with max_pages=$1; prints a one-line summary of it.
 search() {
     curl -fs "$SVC/v1/search?$QUERY&max_pages=$1" | jq -r \
-        '"total \(.total) images, \([.sources[].pages] | add) pages, \([.sources[].posts] | add) posts, \(.elapsed_ms) ms, partial=\(.partial)"'
+        '"total \(.total) images, truncated=\(.truncated), \([.sources[].pages] | add) pages, \([.sources[].posts] | add) posts, \(.elapsed_ms) ms, partial=\(.partial)"'
 }
 
 # The built-in cache.max_bytes unless the caller set it.
@@ -72,8 +77,9 @@ echo "phase 2: cache full: $(metric entries) entries, $weighed MiB as weighed, $
 echo "phase 2: VmRSS $full_rss MiB, peak VmHWM $full_peak MiB (bound: cache.max_bytes + 128 MiB = $bound MiB)"
 
 failed=0
-awk -v p="$peak" 'BEGIN { exit !(p < 128) }' || { echo "FAIL: phase 1 peak $peak MiB >= 128 MiB"; failed=1; }
+awk -v p="$peak" -v l="$PEAK_LIMIT_MIB" 'BEGIN { exit !(p < l) }' ||
+    { echo "FAIL: phase 1 peak $peak MiB >= $PEAK_LIMIT_MIB MiB"; failed=1; }
 awk -v p="$full_peak" -v b="$bound" 'BEGIN { exit !(p < b) }' ||
     { echo "FAIL: phase 2 peak $full_peak MiB >= $bound MiB"; failed=1; }
 ((failed)) && exit 1
-echo "PASS: 600-page search under 128 MiB; full cache under cache.max_bytes + 128 MiB"
+echo "PASS: phase 1 search under $PEAK_LIMIT_MIB MiB; full cache under cache.max_bytes + 128 MiB"
