@@ -1,5 +1,9 @@
 //! The driver's promise to upstreams, checked at the upstream: requests released all at once
-//! arrive no faster than the configured rate and never more at once than the semaphore.
+//! arrive no faster than the configured rate and never more at once than the semaphore,
+//! whether they come straight from the driver or from a search through the real server
+//! (tag look-ups, counts and pages alike).
+
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,5 +94,55 @@ async fn never_more_requests_in_flight_than_the_semaphore_allows() {
     assert_eq!(
         (stats.in_flight, stats.permits_free, stats.requests),
         (0, 3, 12)
+    );
+}
+
+#[tokio::test]
+async fn a_search_through_the_server_keeps_the_rate_and_the_semaphore_on_every_request() {
+    let mut world = World::new();
+    for id in ["konachan", "yandere"] {
+        (world.source(id, SimFamily::Moebooru))
+            .tag("anya_forger", 4)
+            .posts(0..60, &["anya_forger"]);
+    }
+    // Konachan's rate binds (many permits); Yande.re's two permits bind (a high rate, and
+    // answers slower than its period).
+    let rate = 20.0;
+    let overrides = format!(
+        "[sources.konachan]\nrate_per_sec = {rate:?}\nconcurrency = 16\npage_size = 5\n\
+         [sources.yandere]\nrate_per_sec = 1000.0\nconcurrency = 2\npage_size = 5\n"
+    );
+    let stack = common::sim::start(world, &overrides).await;
+    for id in ["konachan", "yandere"] {
+        let latency = Duration::from_millis(150);
+        stack.sim.set_latency(id, latency, latency);
+    }
+
+    let answer = stack
+        .search("character=Anya+Forger&sources=konachan,yandere&fresh=true")
+        .await;
+
+    assert_eq!(answer["sources"]["konachan"]["pages"], 12, "{answer}");
+    assert_eq!(answer["sources"]["yandere"]["pages"], 12, "{answer}");
+    let arrivals: Vec<_> = (stack.sim.requests_for("konachan").iter())
+        .map(|r| r.at)
+        .collect();
+    assert!(
+        arrivals.len() >= 13,
+        "look-ups, count and 12 pages: {}",
+        arrivals.len()
+    );
+    let period = Duration::from_secs_f64(1.0 / rate);
+    for window in arrivals.windows(5) {
+        let taken = window[4] - window[0];
+        assert!(
+            taken >= period * 4 - period / 2,
+            "5 arrivals within {taken:?}"
+        );
+    }
+    assert_eq!(
+        stack.sim.max_in_flight("yandere"),
+        2,
+        "Yande.re's requests went out two at a time, never more"
     );
 }
