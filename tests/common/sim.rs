@@ -24,22 +24,10 @@ pub async fn start(world: World, overrides: &str) -> Stack {
 
 /// Like [`start`] with several override layers, later ones winning.
 pub async fn start_layered(world: World, overrides: &[&str]) -> Stack {
-    let sim = Simulator::start(world).await.expect("the simulator starts");
-    let sources = sources_toml(&sim);
-    let layers: Vec<&str> = std::iter::once(sources.as_str())
-        .chain(overrides.iter().copied())
-        .collect();
-    let config = Config::from_toml_layers(&layers).expect("test configuration is valid");
-    let state = AppState::new(config).expect("the HTTP client builds");
-    let server = server::spawn(state.clone())
-        .await
-        .expect("a loopback port is free");
-    Stack {
-        sim,
-        state,
-        server,
-        http: super::client(),
-    }
+    start_with(world, |_| {
+        overrides.iter().map(|layer| layer.to_string()).collect()
+    })
+    .await
 }
 
 /// Like [`start_layered`], with override layers built once the simulator runs and its
