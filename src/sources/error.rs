@@ -202,11 +202,8 @@ const CHALLENGE_MARKERS: [&[u8]; 5] = [
 
 /// Whether an HTML body is a bot challenge rather than a plain error page.
 pub fn looks_like_challenge(body: &[u8]) -> bool {
-    let lowered = body.to_ascii_lowercase();
     CHALLENGE_MARKERS.iter().any(|marker| {
-        lowered
-            .windows(marker.len())
-            .any(|window| window == *marker)
+        (body.windows(marker.len())).any(|window| window.eq_ignore_ascii_case(marker))
     })
 }
 

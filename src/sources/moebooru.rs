@@ -33,10 +33,7 @@ pub fn tags_url(site: &Site, word: &str, limit: u32) -> Url {
 
 /// Parses a `/tag.json` body; the site's error object sent with 200 is its refusal.
 pub fn parse_tags(body: &[u8]) -> Result<Vec<TagCandidate>, UpstreamError> {
-    if let Some(refused) = refusal(200, body) {
-        return Err(refused);
-    }
-    fields::tag_array(body, EXPECTED_TAGS)
+    fields::tag_array(body, EXPECTED_TAGS).map_err(|error| refusal(200, body).unwrap_or(error))
 }
 
 /// The search Moebooru runs for `tag`.
@@ -103,7 +100,8 @@ impl RawPost<'_> {
 }
 
 /// Parses a `/post.json` body: a bare array, or the API-v2 object whose `posts` holds them.
-/// The site's error object sent with 200 is its refusal, with its reason.
+/// The site's error object sent with 200 is its refusal, with its reason; it is looked for
+/// only in a body that is not posts, so a page of posts is read once.
 pub fn parse_posts(site: &Site, body: &[u8]) -> Result<PostPage, UpstreamError> {
     #[derive(Deserialize)]
     struct Version2<'a> {
@@ -111,15 +109,15 @@ pub fn parse_posts(site: &Site, body: &[u8]) -> Result<PostPage, UpstreamError> 
         posts: Vec<RawPost<'a>>,
     }
 
-    if let Some(refused) = refusal(200, body) {
-        return Err(refused);
-    }
-    let posts: Vec<RawPost> = match fields::shape(body) {
-        Shape::Array => serde_json::from_slice(body),
-        Shape::Object => serde_json::from_slice(body).map(|v2: Version2| v2.posts),
-        other => return Err(fields::wrong_shape(other, EXPECTED_POSTS)),
-    }
-    .map_err(|error| fields::json_error(EXPECTED_POSTS, &error))?;
+    let json_error = |error| fields::json_error(EXPECTED_POSTS, &error);
+    let posts: Result<Vec<RawPost>, UpstreamError> = match fields::shape(body) {
+        Shape::Array => serde_json::from_slice(body).map_err(json_error),
+        Shape::Object => {
+            (serde_json::from_slice(body).map(|v2: Version2| v2.posts)).map_err(json_error)
+        }
+        other => Err(fields::wrong_shape(other, EXPECTED_POSTS)),
+    };
+    let posts = posts.map_err(|error| refusal(200, body).unwrap_or(error))?;
     Ok(fields::page(
         posts.into_iter().map(|post| post.into_post(site)),
         None,
