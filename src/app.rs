@@ -2,7 +2,9 @@
 //! metrics.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::api::encoding::CompressedPages;
 use crate::api::params::Rules;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -19,6 +21,9 @@ pub struct AppState {
     /// The validation rules of this deployment, built once: they follow from the
     /// configuration alone, so no request should pay for assembling them.
     pub rules: Arc<Rules>,
+    /// Deflated pages of cached results, for gzip answers: at most a sixteenth of
+    /// `cache.max_bytes` besides the results themselves.
+    pub pages: Arc<CompressedPages>,
 }
 
 impl AppState {
@@ -33,12 +38,17 @@ impl AppState {
             metrics.clone(),
         ));
         let rules = Arc::new(Rules::for_config(&config, search.enabled_sources()));
+        let pages = Arc::new(CompressedPages::new(
+            config.cache.max_bytes / 16 + 1,
+            Duration::from_secs(config.cache.ttl_secs),
+        ));
         Ok(AppState {
             config,
             driver,
             search,
             metrics,
             rules,
+            pages,
         })
     }
 

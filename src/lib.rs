@@ -12,14 +12,16 @@
 //! - [`model`]: the vocabulary the layers share.
 //!
 //! Around them: [`app`] holds the state every request shares, [`server`] serves the router
-//! with a graceful stop, [`telemetry`] sets up logging, and [`metrics`] keeps the
-//! Prometheus registry. The binary (`src/main.rs`) only parses its command line and calls
-//! these. The upstream simulator the tests run against is the `anya-sim` crate in `sim/`.
+//! with a graceful stop, [`telemetry`] sets up logging, [`metrics`] keeps the Prometheus
+//! registry, and [`gzip`] assembles compressed answers from pieces deflated once. The
+//! binary (`src/main.rs`) only parses its command line and calls these. The upstream
+//! simulator the tests run against is the `anya-sim` crate in `sim/`.
 
 pub mod api;
 pub mod app;
 pub mod cache;
 pub mod config;
+pub mod gzip;
 pub mod metrics;
 pub mod model;
 pub mod search;

@@ -5,6 +5,7 @@
 //! - [`error`]: [`ApiError`], the only type that turns into a response.
 //! - [`layers`]: what wraps every request: request id, span, panic catching, body limit.
 //! - [`body`]: [`body::JsonChunks`], an answer sent as ready pieces of JSON.
+//! - [`encoding`]: gzip or identity for search answers, and the deflated pages kept.
 //! - [`access`]: who may call: the optional API keys and per-client rate limit.
 //! - [`openapi`]: the OpenAPI document, generated from [`route_table`] and the answer types.
 //! - `search` and [`sources`]: the handlers of `/v1/search`, `/v1/tags` and `/v1/sources`;
@@ -12,6 +13,7 @@
 
 pub mod access;
 pub mod body;
+pub mod encoding;
 pub mod error;
 pub mod extract;
 pub mod layers;

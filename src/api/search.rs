@@ -3,8 +3,10 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
 
-use super::body::JsonChunks;
+use super::encoding::search_answer;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonObject, QueryPairs};
 use super::openapi::{SearchParams, TagsParams};
@@ -19,19 +21,19 @@ use crate::search::{SearchPage, TagsAnswer};
     tag = "search",
     params(SearchParams),
     responses(
-        (status = 200, description = "One page of the merged images and a report per source", body = SearchPage),
+        (status = 200, description = "One page of the merged images and a report per source; gzip-compressed when `Accept-Encoding` accepts gzip", body = SearchPage),
         (status = 400, description = "A parameter broke a rule (`invalid_query`)", body = ErrorBody),
         (status = 500, description = "The search failed unexpectedly (`internal`)", body = ErrorBody),
     )
 )]
 pub async fn search_get(
     State(state): State<AppState>,
+    headers: HeaderMap,
     QueryPairs(pairs): QueryPairs,
-) -> Result<JsonChunks, ApiError> {
+) -> Result<Response, ApiError> {
     let query = state.rules.search_query(&RawParams::from_query(pairs)?)?;
-    Ok(JsonChunks::new(
-        state.search.search(query).await?.into_chunks(),
-    ))
+    let page = state.search.search(query).await?;
+    Ok(search_answer(&headers, &state.pages, page))
 }
 
 /// Every image of a character, merged from the sources; the question as a JSON object.
@@ -41,7 +43,7 @@ pub async fn search_get(
     tag = "search",
     request_body = SearchParams,
     responses(
-        (status = 200, description = "One page of the merged images and a report per source", body = SearchPage),
+        (status = 200, description = "One page of the merged images and a report per source; gzip-compressed when `Accept-Encoding` accepts gzip", body = SearchPage),
         (status = 400, description = "A field broke a rule (`invalid_query`), or the body is not JSON (`invalid_body`)", body = ErrorBody),
         (status = 413, description = "The body is larger than `server.body_limit_bytes` (`payload_too_large`)", body = ErrorBody),
         (status = 415, description = "The body is not declared as JSON (`unsupported_media_type`)", body = ErrorBody),
@@ -51,12 +53,12 @@ pub async fn search_get(
 )]
 pub async fn search_post(
     State(state): State<AppState>,
+    headers: HeaderMap,
     JsonObject(object): JsonObject,
-) -> Result<JsonChunks, ApiError> {
+) -> Result<Response, ApiError> {
     let query = state.rules.search_query(&RawParams::from_json(object))?;
-    Ok(JsonChunks::new(
-        state.search.search(query).await?.into_chunks(),
-    ))
+    let page = state.search.search(query).await?;
+    Ok(search_answer(&headers, &state.pages, page))
 }
 
 /// The tags each source would search for a character: discovery alone, no posts fetched.

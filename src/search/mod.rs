@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::model::{Rating, SourceId, TagCandidate};
 use crate::sources::driver::Driver;
 
-pub use result::{SearchPage, SearchResult, TagsAnswer};
+pub use result::{AnswerText, PageImages, PageKey, SearchPage, SearchResult, TagsAnswer};
 
 use discovery::NameQuery;
 use fanout::{DiscoveryCache, Fanout};

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -18,17 +19,23 @@ use serde_json::value::RawValue;
 use super::merge::Image;
 use super::{SearchQuery, SourceReport, SourceStatus, TagsReport};
 use crate::cache::Cacheable;
+use crate::gzip::{self, Deflated};
 use crate::model::{Rating, SourceId};
 
 /// The complete outcome of one fan-out, as cached.
 #[derive(Debug)]
 pub struct SearchResult {
+    /// Tells this result from every other one made by the process, so that what is derived
+    /// from it (a compressed page) is never taken for another's.
+    id: u64,
     /// Every image, ranked, serialised.
     pub images: StoredImages,
     /// The report of every enabled source, asked or not.
     pub sources: BTreeMap<SourceId, SourceReport>,
     /// `sources` serialised once: every answer carries it unchanged.
     sources_json: Bytes,
+    /// `sources_json` deflated once, for the gzip answers.
+    sources_deflated: Deflated,
     /// Whether any asked source is neither `ok` nor `no_tags`.
     pub partial: bool,
     /// Whether `search.max_images` dropped images the sources have.
@@ -51,10 +58,13 @@ impl SearchResult {
                 SourceStatus::Ok | SourceStatus::NoTags | SourceStatus::Skipped
             )
         });
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let sources_json = serde_json::to_vec(&sources).expect("reports always serialise");
         SearchResult {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             images: StoredImages::new(images),
             sources,
+            sources_deflated: Deflated::new([&sources_json[..]]),
             sources_json: Bytes::from(sources_json),
             partial,
             truncated,
@@ -68,7 +78,11 @@ impl Cacheable for SearchResult {
         let reports: usize = (self.sources.iter())
             .map(|(id, report)| id.len() + 256 + report.tags.iter().map(String::len).sum::<usize>())
             .sum();
-        self.images.weight_bytes() + reports + self.sources_json.len() + size_of::<SearchResult>()
+        self.images.weight_bytes()
+            + reports
+            + self.sources_json.len()
+            + self.sources_deflated.len()
+            + size_of::<SearchResult>()
     }
 
     fn is_partial(&self) -> bool {
@@ -246,7 +260,19 @@ impl Serialize for Reports {
 #[derive(Debug)]
 pub struct PageImages {
     result: Arc<SearchResult>,
+    /// The ratings kept (bits of [`Rating::bit`]).
+    mask: u8,
     indices: Vec<u32>,
+}
+
+/// Which images of which result a page holds: the first one and how many, of the images
+/// whose rating is in the mask. Equal keys mean equal page texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    result: u64,
+    mask: u8,
+    first: u32,
+    len: u32,
 }
 
 impl PageImages {
@@ -258,6 +284,21 @@ impl PageImages {
     /// Whether the page is empty.
     pub fn is_empty(&self) -> bool {
         self.indices.is_empty()
+    }
+
+    /// What tells this page's text from every other page's.
+    pub fn key(&self) -> PageKey {
+        PageKey {
+            result: self.result.id,
+            mask: self.mask,
+            first: self.indices.first().copied().unwrap_or(0),
+            len: offset(self.indices.len()),
+        }
+    }
+
+    /// The page's images deflated, as they go between `[` and `]`.
+    pub fn deflate(&self) -> Deflated {
+        Deflated::new(self.joined().iter().map(|piece| &piece[..]))
     }
 
     /// The page's images as they go between `[` and `]`: slices of the cached blocks when
@@ -331,6 +372,7 @@ impl SearchPage {
             },
             images: PageImages {
                 result: Arc::clone(result),
+                mask,
                 indices,
             },
             total,
@@ -346,6 +388,11 @@ impl SearchPage {
     /// The answer's JSON text in pieces, the same text `Serialize` writes: the images and
     /// the reports are slices of the cached result, so a cached answer copies neither.
     pub fn into_chunks(self) -> Vec<Bytes> {
+        self.into_text().into_chunks()
+    }
+
+    /// The answer's text in its parts: what changes per request, and what is the cache's.
+    pub fn into_text(self) -> AnswerText {
         let mut head = b"{\"query\":".to_vec();
         serde_json::to_writer(&mut head, &self.query).expect("the query echo always serialises");
         head.extend_from_slice(b",\"images\":[");
@@ -357,14 +404,52 @@ impl SearchPage {
             ",\"partial\":{},\"truncated\":{},\"cached\":{},\"elapsed_ms\":{}}}",
             self.partial, self.truncated, self.cached, self.elapsed_ms
         );
-        let mut chunks = vec![Bytes::from(head)];
+        AnswerText {
+            head: Bytes::from(head),
+            images: self.images,
+            middle: Bytes::from(middle),
+            sources: self.sources,
+            tail: Bytes::from(tail),
+        }
+    }
+}
+
+/// A search answer's JSON text as five parts: the images and the reports are the cached
+/// result's, the rest is written for the request.
+#[derive(Debug)]
+pub struct AnswerText {
+    head: Bytes,
+    images: PageImages,
+    middle: Bytes,
+    sources: Reports,
+    tail: Bytes,
+}
+
+impl AnswerText {
+    /// The images of the page.
+    pub fn images(&self) -> &PageImages {
+        &self.images
+    }
+
+    /// The text in pieces, the images and reports as slices of the cache.
+    pub fn into_chunks(self) -> Vec<Bytes> {
+        let mut chunks = vec![self.head];
         chunks.extend(self.images.joined());
-        chunks.extend([
-            Bytes::from(middle),
-            self.sources.0.sources_json.clone(),
-            Bytes::from(tail),
-        ]);
+        chunks.extend([self.middle, self.sources.0.sources_json.clone(), self.tail]);
         chunks
+    }
+
+    /// The text as one gzip member, given the page's images deflated (by
+    /// [`PageImages::deflate`], perhaps for an earlier request): only the parts written
+    /// for this request are new, and they are small.
+    pub fn into_gzip(self, images: &Deflated) -> Vec<Bytes> {
+        gzip::member([
+            gzip::Part::Plain(&self.head),
+            gzip::Part::Deflated(images),
+            gzip::Part::Plain(&self.middle),
+            gzip::Part::Deflated(&self.sources.0.sources_deflated),
+            gzip::Part::Plain(&self.tail),
+        ])
     }
 }
 
@@ -491,6 +576,52 @@ mod tests {
                 "case {n}"
             );
         }
+    }
+
+    #[test]
+    fn the_gzip_answer_inflates_to_exactly_the_plain_one() {
+        use std::io::Read;
+        let all = Rating::ALL.to_vec();
+        let result = result();
+        let cases = [
+            query(1, 2, all.clone()),
+            query(2, 2, all.clone()),
+            query(9, 2, all),
+            query(1, 3, vec![Rating::General, Rating::Sensitive]),
+        ];
+        for (n, query) in cases.into_iter().enumerate() {
+            let cut = || SearchPage::cut(&result, query.clone(), true, Duration::ZERO);
+            let text = cut().into_text();
+            let images = text.images().deflate();
+            let member: Vec<u8> = text.into_gzip(&images).concat();
+            let mut inflated = Vec::new();
+            flate2::read::GzDecoder::new(&member[..])
+                .read_to_end(&mut inflated)
+                .unwrap();
+            assert_eq!(inflated, sent(cut()), "case {n}");
+        }
+    }
+
+    #[test]
+    fn pages_with_the_same_images_share_a_key_and_no_others_do() {
+        let (first, second) = (result(), result());
+        let key = |result: &Arc<SearchResult>, page, per_page, ratings: &[Rating]| {
+            let query = query(page, per_page, ratings.to_vec());
+            SearchPage::cut(result, query, true, Duration::ZERO)
+                .images
+                .key()
+        };
+        let all = Rating::ALL;
+        assert_eq!(key(&first, 1, 2, &all), key(&first, 1, 2, &all));
+        assert_ne!(
+            key(&first, 1, 2, &all),
+            key(&second, 1, 2, &all),
+            "another result"
+        );
+        assert_ne!(key(&first, 1, 2, &all), key(&first, 2, 2, &all));
+        assert_ne!(key(&first, 1, 2, &all), key(&first, 1, 3, &all));
+        let general = [Rating::General];
+        assert_ne!(key(&first, 1, 2, &all), key(&first, 1, 2, &general));
     }
 
     #[test]
