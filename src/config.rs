@@ -364,6 +364,10 @@ const MAX_PAGES_LIMIT: u64 = 100;
 /// is already more than a gigabyte; a bound past what any instance can hold bounds nothing.
 const MAX_IMAGES_LIMIT: u64 = 1_000_000;
 
+/// Largest `search.tag_candidates`: the most tags the boards' tag APIs return in one answer
+/// (Danbooru and the Gelbooru family stop at 1000); a larger `limit` would only be cut.
+const TAG_CANDIDATES_LIMIT: u64 = 1000;
+
 fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
     positive("server.body_limit_bytes", server.body_limit_bytes as u64)?;
     // With no grace at all a stop would drop every request in flight, which is what the
@@ -378,7 +382,11 @@ fn validate_search(search: &SearchConfig) -> Result<(), ConfigError> {
         search.max_pages.into(),
         1..=MAX_PAGES_LIMIT,
     )?;
-    positive("search.tag_candidates", search.tag_candidates.into())?;
+    in_range(
+        "search.tag_candidates",
+        search.tag_candidates.into(),
+        1..=TAG_CANDIDATES_LIMIT,
+    )?;
     in_range(
         "search.max_images",
         search.max_images.into(),

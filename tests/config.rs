@@ -459,10 +459,11 @@ fn the_built_in_limits_match_the_design() {
 }
 
 /// Settings no deployment can mean, each with the key its refusal must name.
-const NONSENSE: [(&str, &str); 24] = [
+const NONSENSE: [(&str, &str); 25] = [
     ("[search]\nmax_pages = 0", "search.max_pages"),
     ("[search]\nmax_pages = 101", "search.max_pages"),
     ("[search]\ntag_candidates = 0", "search.tag_candidates"),
+    ("[search]\ntag_candidates = 1001", "search.tag_candidates"),
     (
         "[upstream]\nconnect_timeout_secs = 0",
         "upstream.connect_timeout_secs",
