@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use anya_sim::{SimFamily, World};
+use anya_sim::{Fault, FaultRule, SimFamily, World};
 use common::sim::{self, Stack};
 
 const ANYA: &str = "anya_(spy_x_family)";
@@ -93,5 +93,37 @@ async fn the_sources_of_one_search_are_paged_side_by_side() {
         last_first < first_last,
         "a source began only after another had sent its last request: {sources:?} \
          (first, last) arrivals {since_start:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_sources_several_tags_are_paged_together() {
+    // TBIB files Anya under two tags; every request for the first one hangs.
+    let mut world = World::new();
+    world
+        .source("tbib", SimFamily::GelbooruV02)
+        .tag(ANYA, 4)
+        .tag("forger_anya", 4)
+        .posts(0..300, &[ANYA])
+        .posts(300..500, &["forger_anya"]);
+    let stack = sim::start(world, "[search]\ndeadline_secs = 1\n").await;
+    let hang = FaultRule::always(Fault::Hang).on_param("tags", ANYA);
+    stack.sim.add_fault("tbib", hang);
+
+    let answer = stack.search(QUERY).await;
+
+    let report = &answer["sources"]["tbib"];
+    assert_eq!(report["tags"], serde_json::json!([ANYA, "forger_anya"]));
+    assert_eq!(report["status"], "timeout", "{report}");
+    let second: Vec<_> = (stack.sim.requests_for("tbib").into_iter())
+        .filter(|r| r.param("tags") == Some("forger_anya"))
+        .collect();
+    assert!(
+        !second.is_empty(),
+        "the second tag waited for the first: {report}"
+    );
+    assert_eq!(
+        answer["total"], 200,
+        "the second tag's images arrived: {report}"
     );
 }

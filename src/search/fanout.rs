@@ -151,7 +151,9 @@ impl Fanout {
             return SourceReport::failed("the source is not configured");
         };
         let span = tracing::debug_span!("source", source = %job.id);
-        let mut progress = Progress::new(job.sink);
+        // One progress per chosen tag, kept outside the work so that what arrived before a
+        // deadline is still counted.
+        let mut per_tag: Vec<Progress> = Vec::new();
         let mut tags = Vec::new();
         let upstream = Upstream {
             driver: &self.driver,
@@ -167,16 +169,16 @@ impl Fanout {
                 .iter()
                 .map(|tag| tag.name.clone())
                 .collect();
-            for tag in &discovery.chosen {
-                fetch_tag(
-                    upstream,
-                    tag,
-                    config.page_size,
-                    job.max_pages,
-                    &mut progress,
-                )
-                .await;
-            }
+            // A source's several tags are paged together: their pages queue on the same
+            // limiter, which sets the pace, and no tag waits for another's round trips.
+            per_tag = (discovery.chosen.iter())
+                .map(|_| Progress::new(job.sink.clone()))
+                .collect();
+            let fetches =
+                (discovery.chosen.iter().zip(per_tag.iter_mut())).map(|(tag, progress)| {
+                    fetch_tag(upstream, tag, config.page_size, job.max_pages, progress)
+                });
+            futures::future::join_all(fetches).await;
             Ok::<bool, UpstreamError>(!discovery.chosen.is_empty())
         }
         .instrument(span);
@@ -184,6 +186,10 @@ impl Fanout {
             Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
             None => Some(work.await),
         };
+        let mut progress = Progress::new(job.sink);
+        for part in per_tag {
+            progress.absorb(part);
+        }
         let mut report = report_for(finished, &progress, self.config.search.deadline_secs);
         report.tags = tags;
         report.elapsed_ms = started.elapsed().as_millis() as u64;

@@ -145,6 +145,19 @@ impl Progress {
         self.failures += 1;
         self.first_error.get_or_insert(error);
     }
+
+    /// Adds what `other` delivered (another tag of the same source) to this progress; the
+    /// first error stays this one's, if it has one.
+    pub fn absorb(&mut self, other: Progress) {
+        self.posts += other.posts;
+        self.pages += other.pages;
+        self.failures += other.failures;
+        self.pages_skipped += other.pages_skipped;
+        self.skipped += other.skipped;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
 }
 
 /// How many posts a source holds for a tag and how they are paged.
