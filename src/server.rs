@@ -9,6 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -37,6 +38,13 @@ where
 
     // The peer address is what the per-client rate limit counts by.
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Answers go out as soon as they are written: without TCP_NODELAY the tail of a large
+    // answer can wait for the client's acknowledgement of the part before it.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY could not be set");
+        }
+    });
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .into_future();
