@@ -33,7 +33,7 @@ pub async fn search_get(
 ) -> Result<Response, ApiError> {
     let query = state.rules.search_query(&RawParams::from_query(pairs)?)?;
     let page = state.search.search(query).await?;
-    Ok(search_answer(&headers, &state.pages, page))
+    Ok(search_answer(&headers, &state.pages, page).await)
 }
 
 /// Every image of a character, merged from the sources; the question as a JSON object.
@@ -58,7 +58,7 @@ pub async fn search_post(
 ) -> Result<Response, ApiError> {
     let query = state.rules.search_query(&RawParams::from_json(object))?;
     let page = state.search.search(query).await?;
-    Ok(search_answer(&headers, &state.pages, page))
+    Ok(search_answer(&headers, &state.pages, page).await)
 }
 
 /// The tags each source would search for a character: discovery alone, no posts fetched.

@@ -296,14 +296,9 @@ impl PageImages {
         }
     }
 
-    /// The page's images deflated, as they go between `[` and `]`.
-    pub fn deflate(&self) -> Deflated {
-        Deflated::new(self.joined().iter().map(|piece| &piece[..]))
-    }
-
     /// The page's images as they go between `[` and `]`: slices of the cached blocks when
     /// they are consecutive there (always, unless a rating filter skips some), else a copy.
-    fn joined(&self) -> Vec<Bytes> {
+    pub fn joined(&self) -> Vec<Bytes> {
         let images = &self.result.images;
         let (Some(&first), Some(&last)) = (self.indices.first(), self.indices.last()) else {
             return Vec::new();
@@ -439,9 +434,9 @@ impl AnswerText {
         chunks
     }
 
-    /// The text as one gzip member, given the page's images deflated (by
-    /// [`PageImages::deflate`], perhaps for an earlier request): only the parts written
-    /// for this request are new, and they are small.
+    /// The text as one gzip member, given the page's images deflated (from
+    /// [`PageImages::joined`], perhaps for an earlier request): only the parts written for
+    /// this request are new, and they are small.
     pub fn into_gzip(self, images: &Deflated) -> Vec<Bytes> {
         gzip::member([
             gzip::Part::Plain(&self.head),
@@ -592,7 +587,8 @@ mod tests {
         for (n, query) in cases.into_iter().enumerate() {
             let cut = || SearchPage::cut(&result, query.clone(), true, Duration::ZERO);
             let text = cut().into_text();
-            let images = text.images().deflate();
+            let pieces = text.images().joined();
+            let images = Deflated::new(pieces.iter().map(|piece| &piece[..]));
             let member: Vec<u8> = text.into_gzip(&images).concat();
             let mut inflated = Vec::new();
             flate2::read::GzDecoder::new(&member[..])
