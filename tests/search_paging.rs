@@ -127,3 +127,37 @@ async fn a_sources_several_tags_are_paged_together() {
         "the second tag's images arrived: {report}"
     );
 }
+
+#[tokio::test]
+async fn past_the_depth_ceiling_pages_continue_below_the_lowest_id_seen() {
+    // Safebooru serves no page reaching past 20 000 results; Anya has 21 500 posts there.
+    let mut world = World::new();
+    world
+        .source("safebooru", SimFamily::GelbooruV02)
+        .tag(ANYA, 4)
+        .posts(0..21_500, &[ANYA]);
+    let stack = sim::start(world, "[sources.safebooru]\npage_size = 1000\n").await;
+
+    let answer = stack.search(QUERY).await;
+
+    let report = &answer["sources"]["safebooru"];
+    assert_eq!(report["status"], "ok", "{report}");
+    assert_eq!(answer["total"], 21_500, "{report}");
+    assert_eq!(report["pages"], 22, "{report}");
+    let pages: Vec<_> = (stack.sim.requests_for("safebooru").into_iter())
+        .filter(|r| r.param("s") == Some("post"))
+        .collect();
+    assert!(
+        pages.iter().all(|r| r.status == Some(200)),
+        "no page failed"
+    );
+    let direct = |r: &&anya_sim::RecordedRequest| r.param("tags") == Some(ANYA);
+    let deepest = (pages.iter().filter(direct))
+        .filter_map(|r| r.param("pid")?.parse::<u32>().ok())
+        .max();
+    assert_eq!(deepest, Some(19), "no page past the ceiling was asked for");
+    let below: Vec<_> = (pages.iter())
+        .filter_map(|r| r.param("tags").filter(|tags| tags.contains(" id:<")))
+        .collect();
+    assert_eq!(below.len(), 2, "the rest came from below an id: {below:?}");
+}

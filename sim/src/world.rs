@@ -43,6 +43,15 @@ impl SimFamily {
         }
     }
 
+    /// How deep into a search's results the site serves pages: the Gelbooru families stop
+    /// at about 20 000 results (`None`: no such ceiling).
+    pub fn default_max_depth(self) -> Option<usize> {
+        match self {
+            SimFamily::Gelbooru | SimFamily::GelbooruV02 => Some(20_000),
+            SimFamily::Danbooru | SimFamily::Moebooru => None,
+        }
+    }
+
     /// The page size used when a request names no `limit`.
     pub fn default_limit(self) -> u32 {
         match self {
@@ -118,6 +127,7 @@ pub struct SimSource {
     pub(crate) posts: Vec<Post>,
     pub(crate) credentials: Option<(String, String)>,
     pub(crate) max_limit: u32,
+    pub(crate) max_depth: Option<usize>,
     pub(crate) tag_format_xml: bool,
     pub(crate) relative_urls: bool,
     pub(crate) reduced_fields: bool,
@@ -135,6 +145,7 @@ impl SimSource {
             posts: Vec::new(),
             credentials: None,
             max_limit: family.default_max_limit(),
+            max_depth: family.default_max_depth(),
             tag_format_xml: false,
             relative_urls: false,
             reduced_fields: id.contains("konachan"),
@@ -249,6 +260,14 @@ impl SimSource {
     /// Gelbooru 0.2 and Moebooru 1000).
     pub fn max_limit(&mut self, n: u32) -> &mut Self {
         self.max_limit = n.max(1);
+        self
+    }
+
+    /// Sets how deep into a search's results pages are served (Gelbooru families only;
+    /// default 20 000); a page reaching past it gets an empty body, as the real sites
+    /// answer, or no ceiling with `None`.
+    pub fn max_depth(&mut self, depth: Option<usize>) -> &mut Self {
+        self.max_depth = depth;
         self
     }
 

@@ -216,6 +216,11 @@ struct Total {
 /// a page it says holds posts and that comes back empty has failed, since an empty answer
 /// is "no results" only on a page past the end.
 ///
+/// Where the family serves pages only so deep
+/// ([`Family::max_depth`](crate::sources::Family::max_depth)), the pages past it are those
+/// of the same search below the lowest post id seen, asked for from its first page again,
+/// as many at a time as the depth allows.
+///
 /// Once the search's merge is full no further page is asked for (see the module's header);
 /// when that happens before the first page arrives, the pages the tag's post count from
 /// discovery would fill are the ones skipped.
@@ -240,15 +245,77 @@ pub async fn fetch_tag(
     };
     let first_len = first_page.posts.len() + first_page.skipped;
     let plan = plan(page_size, first_len, total.posts, max_pages);
+    let reach = match upstream.site.family.max_depth() {
+        Some(depth) => plan
+            .pages
+            .min((depth / u64::from(plan.page_size)).max(1) as u32),
+        None => plan.pages,
+    };
+    let mut lowest = lowest_id(&first_page);
     progress.add(first_page);
-    let expected = |page| match total.known {
-        true => plan.posts_on(total.posts, page),
+    let expected = |posts: u64, page| match total.known {
+        true => plan.posts_on(posts, page),
         false => 0,
     };
-    let rest = (2..=plan.pages)
-        .map(|page| fetch_page(upstream, &tag.name, page, plan.page_size, expected(page)))
+    let rest = (2..=reach)
+        .map(|page| {
+            fetch_page(
+                upstream,
+                &tag.name,
+                page,
+                plan.page_size,
+                expected(total.posts, page),
+            )
+        })
         .collect();
-    fetch_rest(rest, progress).await;
+    let mut end = fetch_rest(rest, progress).await;
+    // Past the family's depth the pages are those of the same search below the lowest id
+    // seen so far, from its first page again, `reach` pages at a time.
+    let mut done = reach;
+    while done < plan.pages && end.outcome == Outcome::Done {
+        let Some(below) = lowest.into_iter().chain(end.lowest).min() else {
+            break;
+        };
+        lowest = Some(below);
+        let query = upstream.site.below_id(&tag.name, below);
+        let left = total
+            .posts
+            .saturating_sub(u64::from(done) * u64::from(plan.page_size));
+        let pages = reach.min(plan.pages - done);
+        let chunk = (1..=pages)
+            .map(|page| fetch_page(upstream, &query, page, plan.page_size, expected(left, page)))
+            .collect();
+        end = fetch_rest(chunk, progress).await;
+        done += pages;
+    }
+    let unasked = plan.pages - done;
+    match end.outcome {
+        Outcome::Full => progress.pages_skipped += unasked,
+        // Refused by the paused source, or nowhere to continue from: lost, not skipped.
+        Outcome::Refused | Outcome::Done => progress.failures += unasked,
+    }
+}
+
+/// The lowest post id on a page.
+fn lowest_id(page: &PostPage) -> Option<u64> {
+    page.posts.iter().map(|post| post.id).min()
+}
+
+/// How a run of pages ended, and the lowest post id it delivered.
+#[derive(Debug)]
+struct RunEnd {
+    outcome: Outcome,
+    lowest: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Every page was answered (or failed on its own).
+    Done,
+    /// The search's merge filled up; the pages still waiting were given up as skipped.
+    Full,
+    /// The source's circuit opened; the pages still waiting were given up as failed.
+    Refused,
 }
 
 /// The first page and the total, from the page itself or the count asked alongside it.
@@ -289,34 +356,39 @@ async fn first_page(
     Some((first_page, total))
 }
 
-/// Fetches the pages after the first as they come, into `progress`, until the search's
-/// merge is full; the pages not yet answered then are dropped and counted as skipped.
+/// Fetches pages as they come, into `progress`, until the search's merge is full; the
+/// pages not yet answered then are dropped and counted as skipped.
 async fn fetch_rest(
     mut rest: FuturesUnordered<impl Future<Output = Result<PostPage, UpstreamError>>>,
     progress: &mut Progress,
-) {
+) -> RunEnd {
     let sink = progress.sink.clone();
-    loop {
+    let mut lowest: Option<u64> = None;
+    let outcome = loop {
         let result = match sink.unless_full(rest.next()).await {
             Some(Some(result)) => result,
-            Some(None) => return,
+            Some(None) => break Outcome::Done,
             None => {
                 progress.pages_skipped += rest.len() as u32;
-                return;
+                break Outcome::Full;
             }
         };
         match result {
-            Ok(page) => progress.add(page),
+            Ok(page) => {
+                lowest = lowest.into_iter().chain(lowest_id(&page)).min();
+                progress.add(page);
+            }
             // The source is paused: every page still waiting would be refused in turn, so
             // they are given up at once and counted as failed, not asked for.
             Err(error @ UpstreamError::CircuitOpen { .. }) => {
                 progress.fail(error);
                 progress.failures += rest.len() as u32;
-                return;
+                break Outcome::Refused;
             }
             Err(error) => progress.fail(error),
         }
-    }
+    };
+    RunEnd { outcome, lowest }
 }
 
 fn is_empty(page: &PostPage) -> bool {

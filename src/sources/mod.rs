@@ -1,7 +1,7 @@
 //! Sources: configured instances of three API families, reached through one shared driver.
 //!
 //! Each family file (`danbooru`, `gelbooru`, `moebooru`) is pure build-and-parse code: it
-//! turns a question into a request URL and a response body into common [`Post`]s or
+//! turns a question into a request URL and a response body into common [`Post`](crate::model::Post)s or
 //! [`TagCandidate`]s, without I/O. Sending, pacing, permits and body limits live once, in
 //! [`driver`]. A [`Site`] is what the adapters need to know about one configured source.
 
@@ -53,6 +53,18 @@ impl Family {
             Family::Danbooru => 200,
             Family::Gelbooru => 100,
             Family::GelbooruV02 | Family::Moebooru => 1000,
+        }
+    }
+
+    /// How many results deep the family's servers serve pages of one search, where a page
+    /// reaching past that fails. The Gelbooru families stop at about 20 000 results (the
+    /// rest is reached by searching again below the lowest id seen; see
+    /// [`Site::below_id`]). Danbooru's ceiling (page 1000) lies beyond `search.max_pages`
+    /// and Moebooru has none.
+    pub fn max_depth(self) -> Option<u64> {
+        match self {
+            Family::Gelbooru | Family::GelbooruV02 => Some(20_000),
+            Family::Danbooru | Family::Moebooru => None,
         }
     }
 
@@ -213,6 +225,13 @@ impl Site {
             Family::Gelbooru | Family::GelbooruV02 => gelbooru::posts_url(self, tag, page, limit),
             Family::Moebooru => moebooru::posts_url(self, tag, page, limit),
         }
+    }
+
+    /// The search for `tag`'s posts with ids below `id` (every family reads the `id:<N`
+    /// metatag): where [`Family::max_depth`] stops paging, the next posts are this
+    /// search's first, since results come newest, so highest id, first.
+    pub fn below_id(&self, tag: &str, id: u64) -> String {
+        format!("{tag} id:<{id}")
     }
 
     /// Parses a page of posts.

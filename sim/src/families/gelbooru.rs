@@ -2,8 +2,10 @@
 //! `@attributes` envelope, `md5`, 401 `[]` without an account) and 0.2 (Safebooru, TBIB:
 //! bare arrays, `hash`, an empty body when nothing matches, XML with the total).
 //!
-//! Pages are 0-based (`pid`). The depth ceiling of about 20 000 results is not simulated,
-//! and Gelbooru 0.2.5's XML (child elements) is printed for completeness only.
+//! Pages are 0-based (`pid`). Like the real sites, a page reaching deeper than the source's
+//! depth ceiling (20 000 results by default) is answered with an empty body: unparsable for
+//! Gelbooru 0.2.5, "nothing" for Gelbooru 0.2; searching below an `id:<N` bound reaches
+//! the rest. Gelbooru 0.2.5's XML (child elements) is printed for completeness only.
 
 use serde::Serialize;
 use serde_json::json;
@@ -80,6 +82,10 @@ fn posts(request: &SourceRequest) -> Reply {
                 .and_then(|p| p.trim().parse().ok())
                 .unwrap_or(0);
             let offset = pid.saturating_mul(limit);
+            let depth = request.source.max_depth;
+            if depth.is_some_and(|depth| offset.saturating_add(limit) > depth) {
+                return Reply::json(200, String::new());
+            }
             (
                 found.len(),
                 offset,
