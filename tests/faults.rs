@@ -128,6 +128,19 @@ async fn http_502_is_retried_then_reported() {
 }
 
 #[tokio::test]
+async fn an_html_error_page_from_a_proxy_is_retried_like_any_5xx() {
+    for status in [502, 503] {
+        let fault = FaultRule::times(Fault::HtmlStatus(status), 2).on_path("/post.json");
+        let stack = stack_with(fault, "").await;
+
+        let report = search_and_check(&stack).await;
+
+        assert_eq!(report["status"], "ok", "HTTP {status}: {report}");
+        assert_eq!(page_requests(&stack, "1"), 3, "HTTP {status}: two retries");
+    }
+}
+
+#[tokio::test]
 async fn a_moebooru_refusal_sent_with_500_carries_its_reason_and_is_not_retried() {
     let stack = stack_with(on_pages(Fault::Status(500)), "").await;
 

@@ -23,6 +23,9 @@ pub enum Fault {
     /// That HTTP status with the family's error body: Danbooru's and Moebooru's JSON
     /// error objects, plain text for the Gelbooru flavours.
     Status(u16),
+    /// That HTTP status with an HTML error page, as a proxy in front of the site (nginx,
+    /// a CDN) sends it when the site behind it is down: no challenge markers.
+    HtmlStatus(u16),
     /// HTTP 429, with `Retry-After` set to the value given (seconds or an HTTP date).
     TooManyRequests {
         /// The `Retry-After` header value, if any.
@@ -130,6 +133,7 @@ pub(crate) fn action(fault: &Fault, family: Option<SimFamily>) -> Action {
         Fault::Hang => Action::Hang,
         Fault::Reset => Action::Reset,
         Fault::Status(code) => Action::Respond(status(*code, family)),
+        Fault::HtmlStatus(code) => Action::Respond(html_status(*code)),
         Fault::TooManyRequests { retry_after } => {
             Action::Respond(retry(429, family, retry_after.as_deref()))
         }
@@ -185,6 +189,20 @@ fn status(code: u16, family: Option<SimFamily>) -> Response<Body> {
         }
         _ => plain(code, "text/plain; charset=utf-8", message),
     }
+}
+
+/// The status with an nginx-style HTML error page.
+fn html_status(code: u16) -> Response<Body> {
+    let reason = StatusCode::from_u16(code)
+        .ok()
+        .and_then(|status| status.canonical_reason())
+        .unwrap_or("Error");
+    let body = format!(
+        "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n\
+         <center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n\
+         </body>\r\n</html>\r\n"
+    );
+    plain(code, HTML, &body)
 }
 
 fn retry(code: u16, family: Option<SimFamily>, retry_after: Option<&str>) -> Response<Body> {
