@@ -541,3 +541,29 @@ async fn a_hung_tag_look_up_is_cut_at_the_deadline_and_not_remembered() {
         serde_json::json!([ANYA])
     );
 }
+
+#[tokio::test]
+async fn a_danbooru_server_failure_is_retried_and_keeps_the_sites_message() {
+    let mut world = World::new();
+    world
+        .source("danbooru", SimFamily::Danbooru)
+        .tag(ANYA, 4)
+        .posts(0..10, &[ANYA]);
+    let stack = sim::start(world, "").await;
+    // Pages only: the count beside the first page stays healthy, so the failures in a row
+    // stop short of pausing the source before the last retry.
+    let timeout = FaultRule::always(Fault::Status(500)).on_param("page", "1");
+    stack.sim.add_fault("danbooru", timeout);
+
+    let answer = stack.search(QUERY).await;
+
+    let report = &answer["sources"]["danbooru"];
+    assert_eq!(report["status"], "error", "{report}");
+    let error = error_of(report);
+    assert!(error.contains("HTTP 500"), "{report}");
+    assert!(error.contains("The database timed out"), "{report}");
+    let pages = (stack.sim.requests_for("danbooru").into_iter())
+        .filter(|r| r.path == "/posts.json")
+        .count();
+    assert_eq!(pages, 3, "the first try and two retries: {report}");
+}

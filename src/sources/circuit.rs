@@ -158,6 +158,7 @@ mod tests {
             status: 503,
             html_page: false,
             retry_after: None,
+            reason: None,
         }
     }
 

@@ -650,9 +650,11 @@ mod tests {
         );
         let timeout =
             br#"{"success":false,"message":"The database timed out running your query."}"#;
-        assert!(matches!(
-            site.error_for(500, timeout),
-            UpstreamError::Unavailable { status: 500, .. }
-        ));
+        let error = site.error_for(500, timeout);
+        assert!(error.is_retryable(), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "the site is failing or unavailable (HTTP 500): The database timed out running your query."
+        );
     }
 }

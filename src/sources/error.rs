@@ -16,12 +16,15 @@ pub enum UpstreamError {
     #[error("the site is rate limiting requests (HTTP 429)")]
     RateLimited { retry_after: Option<Duration> },
     /// HTTP 5xx other than a challenge page; `html_page` when the body was an HTML error
-    /// page (a proxy's `502 Bad Gateway`, say) rather than the family's own error body.
-    #[error("{}", unavailable_sentence(*.status, *.html_page))]
+    /// page (a proxy's `502 Bad Gateway`, say) rather than the family's own error body,
+    /// `reason` the message of that error body when it had one (Danbooru's "The database
+    /// timed out running your query.").
+    #[error("{}", unavailable_sentence(*.status, *.html_page, reason.as_deref()))]
     Unavailable {
         status: u16,
         html_page: bool,
         retry_after: Option<Duration>,
+        reason: Option<String>,
     },
     /// A Cloudflare-style challenge or block page where data was expected: any HTML 403, a
     /// 503 marked as a challenge, or an HTML page sent with 200.
@@ -140,6 +143,7 @@ impl UpstreamError {
                 status,
                 html_page: html,
                 retry_after: None,
+                reason: None,
             }),
             _ => None,
         }
@@ -160,6 +164,17 @@ impl UpstreamError {
                 expected,
                 detail: edit(detail),
             },
+            UpstreamError::Unavailable {
+                status,
+                html_page,
+                retry_after,
+                reason,
+            } => UpstreamError::Unavailable {
+                status,
+                html_page,
+                retry_after,
+                reason: reason.map(edit),
+            },
             other => other,
         }
     }
@@ -169,11 +184,34 @@ impl UpstreamError {
         match self {
             UpstreamError::RateLimited { .. } => UpstreamError::RateLimited { retry_after: wait },
             UpstreamError::Unavailable {
-                status, html_page, ..
+                status,
+                html_page,
+                reason,
+                ..
             } => UpstreamError::Unavailable {
                 status,
                 html_page,
                 retry_after: wait,
+                reason,
+            },
+            other => other,
+        }
+    }
+
+    /// The same error with the reason the site's own error body gave, where the kind is a
+    /// server failure that carries one.
+    pub fn with_reason(self, given: Option<String>) -> UpstreamError {
+        match self {
+            UpstreamError::Unavailable {
+                status,
+                html_page,
+                retry_after,
+                reason,
+            } => UpstreamError::Unavailable {
+                status,
+                html_page,
+                retry_after,
+                reason: given.or(reason),
             },
             other => other,
         }
@@ -181,12 +219,15 @@ impl UpstreamError {
 }
 
 /// The sentence of [`UpstreamError::Unavailable`].
-fn unavailable_sentence(status: u16, html_page: bool) -> String {
-    match html_page {
-        true => format!(
+fn unavailable_sentence(status: u16, html_page: bool, reason: Option<&str>) -> String {
+    match (html_page, reason) {
+        (true, _) => format!(
             "the site answered an HTML error page with status {status} instead of data; it is failing or unavailable"
         ),
-        false => format!("the site is failing or unavailable (HTTP {status})"),
+        (false, Some(reason)) => {
+            format!("the site is failing or unavailable (HTTP {status}): {reason}")
+        }
+        (false, None) => format!("the site is failing or unavailable (HTTP {status})"),
     }
 }
 
@@ -245,7 +286,8 @@ mod tests {
                 UpstreamError::Unavailable {
                     status,
                     html_page: true,
-                    retry_after: None
+                    retry_after: None,
+                    reason: None,
                 }
             );
             assert!(error.is_retryable());

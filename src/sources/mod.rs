@@ -279,7 +279,8 @@ impl Site {
             return self.redact(error);
         }
         if let Some(error) = UpstreamError::from_common(status, body) {
-            return error;
+            // A server failure keeps the message of the family's own error body, if any.
+            return self.redact(error.with_reason(fields::error_reason(body)));
         }
         let error = match self.family {
             Family::Danbooru => danbooru::error_for(status, body),
