@@ -5,6 +5,7 @@
 
 use std::hint::black_box;
 
+use anya_image_api::config::SOURCE_ORDER;
 use anya_image_api::gzip::{Deflated, Part, member};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -16,25 +17,15 @@ const IMAGES: usize = 100;
 fn image(n: usize) -> String {
     let md5 = format!("{:032x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let host = "https://img.example.net";
-    let sources: Vec<String> = [
-        "safebooru",
-        "danbooru",
-        "gelbooru",
-        "yandere",
-        "konachan",
-        "tbib",
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, source)| {
-        format!(
-            r#"{{"source":"{source}","id":{},"post_url":"{host}/{source}/posts/{}","score":{}}}"#,
-            5_000_000 + n * 7 + i,
-            5_000_000 + n * 7 + i,
-            n % 40
-        )
-    })
-    .collect();
+    let sources: Vec<String> = (SOURCE_ORDER.iter().enumerate())
+        .map(|(i, source)| {
+            let id = 5_000_000 + n * 7 + i;
+            let score = n % 40;
+            format!(
+                r#"{{"source":"{source}","id":{id},"post_url":"{host}/{source}/posts/{id}","score":{score}}}"#
+            )
+        })
+        .collect();
     format!(
         r#"{{"md5":"{md5}","file_url":"{host}/images/{md5}.jpg","sample_url":"{host}/samples/sample_{md5}.jpg","preview_url":"{host}/thumbnails/thumbnail_{md5}.jpg","width":{},"height":{},"rating":"general","score":{},"tags":["anya_(spy_x_family)","anya_forger","dress","mother_and_daughter","multiple_girls","pink_hair","spy_x_family","yor_briar","yor_forger"],"sources":[{}]}}"#,
         1000 + n % 7 * 300,

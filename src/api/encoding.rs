@@ -150,28 +150,13 @@ mod tests {
 
     use super::*;
     use crate::model::Rating;
-    use crate::search::merge::{Image, ImageSource};
+    use crate::search::merge::test_image;
     use crate::search::{SearchQuery, SearchResult};
 
     fn result(images: u32) -> Arc<SearchResult> {
-        let image = |n: u32| Image {
-            md5: Some(format!("{n:032x}")),
-            file_url: Some(format!("https://x.test/{n}.jpg")),
-            sample_url: None,
-            preview_url: None,
-            width: 1,
-            height: 1,
-            rating: Rating::General,
-            score: 0,
-            tags: Default::default(),
-            sources: vec![ImageSource {
-                source: "x".into(),
-                id: n.into(),
-                post_url: String::new(),
-                score: 0,
-            }],
-        };
-        let images = (0..images).map(image).collect();
+        let images = (0..images)
+            .map(|n| test_image(n, Rating::General))
+            .collect();
         Arc::new(SearchResult::new(
             images,
             BTreeMap::new(),

@@ -331,6 +331,28 @@ fn sort_key(image: &Image) -> &str {
         .unwrap_or_default()
 }
 
+/// A small image numbered `n` (its MD5 and URL derived from it), for tests elsewhere.
+#[cfg(test)]
+pub(crate) fn test_image(n: u32, rating: Rating) -> Image {
+    Image {
+        md5: Some(format!("{n:032x}")),
+        file_url: Some(format!("https://x.test/{n}.jpg")),
+        sample_url: None,
+        preview_url: None,
+        width: 1,
+        height: 1,
+        rating,
+        score: 0,
+        tags: Default::default(),
+        sources: vec![ImageSource {
+            source: "x".into(),
+            id: n.into(),
+            post_url: String::new(),
+            score: 0,
+        }],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

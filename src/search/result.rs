@@ -484,27 +484,7 @@ pub struct TagsAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::merge::ImageSource;
-
-    fn image(n: u32, rating: Rating) -> Image {
-        Image {
-            md5: Some(format!("{n:032x}")),
-            file_url: Some(format!("https://x.test/{n}.jpg")),
-            sample_url: None,
-            preview_url: None,
-            width: 1,
-            height: 1,
-            rating,
-            score: 0,
-            tags: Default::default(),
-            sources: vec![ImageSource {
-                source: "x".into(),
-                id: n.into(),
-                post_url: String::new(),
-                score: 0,
-            }],
-        }
-    }
+    use crate::search::merge::test_image as image;
 
     fn query(page: u32, per_page: u32, ratings: Vec<Rating>) -> SearchQuery {
         SearchQuery {

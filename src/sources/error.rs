@@ -180,41 +180,22 @@ impl UpstreamError {
     }
 
     /// The same error with the wait the upstream asked for, where the kind carries one.
-    pub fn with_retry_after(self, wait: Option<Duration>) -> UpstreamError {
-        match self {
-            UpstreamError::RateLimited { .. } => UpstreamError::RateLimited { retry_after: wait },
-            UpstreamError::Unavailable {
-                status,
-                html_page,
-                reason,
-                ..
-            } => UpstreamError::Unavailable {
-                status,
-                html_page,
-                retry_after: wait,
-                reason,
-            },
-            other => other,
+    pub fn with_retry_after(mut self, wait: Option<Duration>) -> UpstreamError {
+        if let UpstreamError::RateLimited { retry_after }
+        | UpstreamError::Unavailable { retry_after, .. } = &mut self
+        {
+            *retry_after = wait;
         }
+        self
     }
 
     /// The same error with the reason the site's own error body gave, where the kind is a
     /// server failure that carries one.
-    pub fn with_reason(self, given: Option<String>) -> UpstreamError {
-        match self {
-            UpstreamError::Unavailable {
-                status,
-                html_page,
-                retry_after,
-                reason,
-            } => UpstreamError::Unavailable {
-                status,
-                html_page,
-                retry_after,
-                reason: given.or(reason),
-            },
-            other => other,
+    pub fn with_reason(mut self, given: Option<String>) -> UpstreamError {
+        if let (UpstreamError::Unavailable { reason, .. }, Some(given)) = (&mut self, given) {
+            *reason = Some(given);
         }
+        self
     }
 }
 
