@@ -64,10 +64,13 @@ pub struct ServerConfig {
     pub client_rate_per_sec: f64,
     /// Requests one client may make back to back before `client_rate_per_sec` spaces them.
     pub client_burst: u32,
-    /// Whether the left-most valid `X-Forwarded-For` address names the client, as it must
-    /// behind a proxy that sets it; otherwise the header is ignored and the peer address
-    /// counts.
+    /// Whether `X-Forwarded-For` names the client, as it must behind a proxy that sets it;
+    /// otherwise the header is ignored and the peer address counts.
     pub trust_forwarded_for: bool,
+    /// With `trust_forwarded_for`: how many proxies in front of the service append to
+    /// `X-Forwarded-For`. The client is that many valid addresses from the right, the one
+    /// the outermost proxy saw connect; 0 takes the left-most valid address.
+    pub trusted_proxy_hops: u32,
 }
 
 /// Limits of one search.
@@ -364,6 +367,10 @@ const MAX_PAGES_LIMIT: u64 = 100;
 /// is already more than a gigabyte; a bound past what any instance can hold bounds nothing.
 const MAX_IMAGES_LIMIT: u64 = 1_000_000;
 
+/// Largest `server.trusted_proxy_hops`: more proxies than this in front of one service is a
+/// mistake, not a deployment.
+const MAX_PROXY_HOPS: u64 = 16;
+
 /// Largest `search.tag_candidates`: the most tags the boards' tag APIs return in one answer
 /// (Danbooru and the Gelbooru family stop at 1000); a larger `limit` would only be cut.
 const TAG_CANDIDATES_LIMIT: u64 = 1000;
@@ -373,6 +380,11 @@ fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
     // With no grace at all a stop would drop every request in flight, which is what the
     // graceful stop exists to prevent.
     positive("server.shutdown_grace_secs", server.shutdown_grace_secs)?;
+    in_range(
+        "server.trusted_proxy_hops",
+        server.trusted_proxy_hops.into(),
+        0..=MAX_PROXY_HOPS,
+    )?;
     validate_access(server)
 }
 

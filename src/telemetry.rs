@@ -99,7 +99,8 @@ pub fn config_summary(config: &Config) -> Vec<String> {
     let mut lines = vec![
         format!(
             "server: listen={}:{} body_limit_bytes={} shutdown_grace_secs={} api_keys={} \
-             client_rate_per_sec={} client_burst={} trust_forwarded_for={}",
+             client_rate_per_sec={} client_burst={} trust_forwarded_for={} \
+             trusted_proxy_hops={}",
             server.host,
             server.port,
             server.body_limit_bytes,
@@ -108,6 +109,7 @@ pub fn config_summary(config: &Config) -> Vec<String> {
             server.client_rate_per_sec,
             server.client_burst,
             server.trust_forwarded_for,
+            server.trusted_proxy_hops,
         ),
         format!(
             "search: deadline_secs={} max_pages={} tag_candidates={} max_images={}",

@@ -1,7 +1,8 @@
 //! Who may call, over a real socket: without configuration the service is open and
 //! unlimited; with `server.api_keys` every route but `/` and `/healthz` needs a bearer key;
 //! with `server.client_rate_per_sec` each client has its own budget, and `X-Forwarded-For`
-//! names the client only when `server.trust_forwarded_for` says so.
+//! names the client only when `server.trust_forwarded_for` says so, counted from the right
+//! past `server.trusted_proxy_hops` proxies.
 //!
 //! Limiter tests use a burst of 2 and a rate of one request per 1000 s, so the third
 //! request of a client is refused whatever the machine's speed.
@@ -199,6 +200,27 @@ async fn a_trusted_forwarded_for_gives_each_client_its_own_budget() {
     let statuses = statuses_forwarded_for(LIMITED_BEHIND_PROXY, &forwarded).await;
 
     assert_eq!(statuses, [200, 200, 200, 429, 200, 429]);
+}
+
+#[tokio::test]
+async fn behind_counted_proxies_a_forged_forwarded_for_buys_nothing() {
+    // Render's chain: the client's own header, then what Cloudflare and Render's proxy
+    // appended.
+    let forwarded = [
+        "198.51.100.9, 104.22.17.40",
+        "203.0.113.1, 198.51.100.9, 104.22.17.40",
+        "203.0.113.2, 198.51.100.9, 104.22.17.40",
+        "198.51.100.10, 104.22.17.41",
+    ];
+    let overrides = format!("{LIMITED_BEHIND_PROXY}trusted_proxy_hops = 2\n");
+
+    let statuses = statuses_forwarded_for(&overrides, &forwarded).await;
+
+    assert_eq!(
+        statuses,
+        [200, 200, 429, 200],
+        "one client, however it names itself"
+    );
 }
 
 #[tokio::test]

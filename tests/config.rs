@@ -250,6 +250,7 @@ fn access_control_is_off_by_default() {
         assert!(server.api_keys.is_empty());
         assert_eq!(server.client_rate_per_sec, 0.0);
         assert!(!server.trust_forwarded_for);
+        assert_eq!(server.trusted_proxy_hops, 0);
         Ok(())
     });
 }
@@ -459,11 +460,15 @@ fn the_built_in_limits_match_the_design() {
 }
 
 /// Settings no deployment can mean, each with the key its refusal must name.
-const NONSENSE: [(&str, &str); 25] = [
+const NONSENSE: [(&str, &str); 26] = [
     ("[search]\nmax_pages = 0", "search.max_pages"),
     ("[search]\nmax_pages = 101", "search.max_pages"),
     ("[search]\ntag_candidates = 0", "search.tag_candidates"),
     ("[search]\ntag_candidates = 1001", "search.tag_candidates"),
+    (
+        "[server]\ntrusted_proxy_hops = 17",
+        "server.trusted_proxy_hops",
+    ),
     (
         "[upstream]\nconnect_timeout_secs = 0",
         "upstream.connect_timeout_secs",

@@ -46,7 +46,8 @@ const PRUNE_EVERY_CHECKS: u64 = 1024;
 pub struct Access {
     keys: Vec<Secret>,
     limiter: Option<ClientLimiter>,
-    trust_forwarded_for: bool,
+    /// `None` when `X-Forwarded-For` is not trusted, else the trusted proxies in front.
+    forwarded_hops: Option<usize>,
 }
 
 impl Access {
@@ -55,7 +56,8 @@ impl Access {
         Access {
             keys: server.api_keys.clone(),
             limiter: ClientLimiter::new(server.client_rate_per_sec, server.client_burst),
-            trust_forwarded_for: server.trust_forwarded_for,
+            forwarded_hops: (server.trust_forwarded_for)
+                .then_some(server.trusted_proxy_hops as usize),
         }
     }
 
@@ -81,10 +83,8 @@ impl Access {
     /// Without a peer address (a router driven in memory rather than served) and without a
     /// trusted forwarded address, all such requests share one budget.
     fn client_of(&self, request: &Request) -> IpAddr {
-        let forwarded = match self.trust_forwarded_for {
-            true => forwarded_client(request.headers()),
-            false => None,
-        };
+        let forwarded =
+            (self.forwarded_hops).and_then(|hops| forwarded_client(request.headers(), hops));
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -191,15 +191,23 @@ fn retry_after_secs(wait: Duration) -> u64 {
     whole.max(1)
 }
 
-/// The left-most address in `X-Forwarded-For` (all its headers, in order) that parses, with
-/// or without a port; items such as `unknown` are skipped.
-fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
-    headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
+/// The client named in `X-Forwarded-For` (all its headers, in order), among the items that
+/// parse as an address, with or without a port (items such as `unknown` are skipped).
+///
+/// Each proxy appends the address that connected to it, so behind `hops` trusted proxies
+/// the client is the `hops`-th address from the right: what a client sent itself stands to
+/// the left of it and cannot move it. With `hops` 0, or a header shorter than that, the
+/// left-most address counts.
+fn forwarded_client(headers: &HeaderMap, hops: usize) -> Option<IpAddr> {
+    let addresses: Vec<IpAddr> = (headers.get_all(X_FORWARDED_FOR).iter())
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .find_map(|item| parse_address(item.trim()))
+        .filter_map(|item| parse_address(item.trim()))
+        .collect();
+    match hops {
+        1.. if addresses.len() >= hops => Some(addresses[addresses.len() - hops]),
+        _ => addresses.first().copied(),
+    }
 }
 
 fn parse_address(text: &str) -> Option<IpAddr> {
@@ -295,12 +303,37 @@ mod tests {
         assert_eq!(bearer_token(&HeaderMap::new()), None);
     }
 
+    fn forwarded(values: &[&str], hops: usize) -> Option<IpAddr> {
+        let pairs: Vec<(&str, &str)> = values.iter().map(|v| (X_FORWARDED_FOR, *v)).collect();
+        forwarded_client(&headers(&pairs), hops)
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_client_is_counted_from_the_right() {
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        // Render: Cloudflare appends the client, Render's proxy appends Cloudflare.
+        let render = ["198.51.100.9, 104.22.17.40"];
+        assert_eq!(forwarded(&render, 2), ip("198.51.100.9"));
+        let forged = ["203.0.113.66, 198.51.100.9, 104.22.17.40"];
+        assert_eq!(
+            forwarded(&forged, 2),
+            ip("198.51.100.9"),
+            "what the client sent is left"
+        );
+        assert_eq!(forwarded(&forged, 1), ip("104.22.17.40"));
+        let split = ["203.0.113.66", "unknown, 198.51.100.9", "104.22.17.40:443"];
+        assert_eq!(forwarded(&split, 2), ip("198.51.100.9"), "headers and junk");
+        assert_eq!(
+            forwarded(&["198.51.100.9"], 2),
+            ip("198.51.100.9"),
+            "a short chain"
+        );
+        assert_eq!(forwarded(&[], 2), None);
+    }
+
     #[test]
     fn the_left_most_valid_forwarded_address_names_the_client() {
-        let found = |values: &[&str]| {
-            let pairs: Vec<(&str, &str)> = values.iter().map(|v| (X_FORWARDED_FOR, *v)).collect();
-            forwarded_client(&headers(&pairs))
-        };
+        let found = |values: &[&str]| forwarded(values, 0);
 
         assert_eq!(
             found(&["203.0.113.7, 10.0.0.1"]),
