@@ -1,7 +1,7 @@
 //! [`JsonChunks`]: a `200 application/json` answer sent as ready pieces of JSON text.
 //!
 //! A cached search answer is mostly slices of the cache (see
-//! [`SearchPage::into_chunks`](crate::search::SearchPage::into_chunks)); sending them as
+//! [`AnswerText::into_chunks`](crate::search::AnswerText::into_chunks)); sending them as
 //! they are, with their exact total length, spares copying a page of images into one
 //! buffer for every request. hyper writes the pieces out together.
 

@@ -245,54 +245,59 @@ pub async fn fetch_tag(
     };
     let first_len = first_page.posts.len() + first_page.skipped;
     let plan = plan(page_size, first_len, total.posts, max_pages);
+    let lowest = lowest_id(&first_page);
+    progress.add(first_page);
+    let (asked, outcome) = fetch_rounds(upstream, &tag.name, plan, total, lowest, progress).await;
+    let unasked = plan.pages - asked;
+    match outcome {
+        Outcome::Full => progress.pages_skipped += unasked,
+        // Refused by the paused source, or nowhere to continue from: lost, not skipped.
+        Outcome::Refused | Outcome::Done => progress.failures += unasked,
+    }
+}
+
+/// Fetches pages 2 to `plan.pages` of `tag` into `progress`, all at once where the family
+/// serves them that deep; past its depth, in rounds of as many pages as it serves, each the
+/// same search below the lowest post id seen so far (`lowest` holds page 1's), from its
+/// first page again. Returns how many pages were asked for, page 1 included, and how the
+/// last round ended.
+async fn fetch_rounds(
+    upstream: Upstream<'_>,
+    tag: &str,
+    plan: Plan,
+    total: Total,
+    mut lowest: Option<u64>,
+    progress: &mut Progress,
+) -> (u32, Outcome) {
     let reach = match upstream.site.family.max_depth() {
         Some(depth) => plan
             .pages
             .min((depth / u64::from(plan.page_size)).max(1) as u32),
         None => plan.pages,
     };
-    let mut lowest = lowest_id(&first_page);
-    progress.add(first_page);
-    let expected = |posts: u64, page| match total.known {
-        true => plan.posts_on(posts, page),
-        false => 0,
-    };
-    let rest = (2..=reach)
-        .map(|page| {
-            fetch_page(
-                upstream,
-                &tag.name,
-                page,
-                plan.page_size,
-                expected(total.posts, page),
-            )
-        })
-        .collect();
-    let mut end = fetch_rest(rest, progress).await;
-    // Past the family's depth the pages are those of the same search below the lowest id
-    // seen so far, from its first page again, `reach` pages at a time.
-    let mut done = reach;
-    while done < plan.pages && end.outcome == Outcome::Done {
-        let Some(below) = lowest.into_iter().chain(end.lowest).min() else {
-            break;
+    let mut query = tag.to_owned();
+    let (mut first, mut asked) = (2, 0);
+    loop {
+        let last = reach.min(plan.pages - asked);
+        let left = (total.posts).saturating_sub(u64::from(asked) * u64::from(plan.page_size));
+        let expected = |page| match total.known {
+            true => plan.posts_on(left, page),
+            false => 0,
         };
-        lowest = Some(below);
-        let query = upstream.site.below_id(&tag.name, below);
-        let left = total
-            .posts
-            .saturating_sub(u64::from(done) * u64::from(plan.page_size));
-        let pages = reach.min(plan.pages - done);
-        let chunk = (1..=pages)
-            .map(|page| fetch_page(upstream, &query, page, plan.page_size, expected(left, page)))
+        let round = (first..=last)
+            .map(|page| fetch_page(upstream, &query, page, plan.page_size, expected(page)))
             .collect();
-        end = fetch_rest(chunk, progress).await;
-        done += pages;
-    }
-    let unasked = plan.pages - done;
-    match end.outcome {
-        Outcome::Full => progress.pages_skipped += unasked,
-        // Refused by the paused source, or nowhere to continue from: lost, not skipped.
-        Outcome::Refused | Outcome::Done => progress.failures += unasked,
+        let end = fetch_rest(round, progress).await;
+        asked += last;
+        lowest = lowest.into_iter().chain(end.lowest).min();
+        if asked >= plan.pages || end.outcome != Outcome::Done {
+            return (asked, end.outcome);
+        }
+        let Some(below) = lowest else {
+            return (asked, Outcome::Done);
+        };
+        query = upstream.site.below_id(tag, below);
+        first = 1;
     }
 }
 

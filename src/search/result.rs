@@ -3,7 +3,7 @@
 //!
 //! Images are stored already serialised, one after another in shared blocks with their
 //! ratings beside them, and so are the per-source reports, so a cached answer is a filter
-//! and a slice, not a re-merge or a re-serialisation: [`SearchPage::into_chunks`] hands out
+//! and a slice, not a re-merge or a re-serialisation: [`AnswerText::into_chunks`] hands out
 //! a page of consecutive images as slices of those blocks, without copying them.
 
 use std::collections::BTreeMap;
@@ -380,13 +380,9 @@ impl SearchPage {
         }
     }
 
-    /// The answer's JSON text in pieces, the same text `Serialize` writes: the images and
-    /// the reports are slices of the cached result, so a cached answer copies neither.
-    pub fn into_chunks(self) -> Vec<Bytes> {
-        self.into_text().into_chunks()
-    }
-
     /// The answer's text in its parts: what changes per request, and what is the cache's.
+    /// Sent as [`AnswerText::into_chunks`] or [`AnswerText::into_gzip`], it is the same text
+    /// `Serialize` writes.
     pub fn into_text(self) -> AnswerText {
         let mut head = b"{\"query\":".to_vec();
         serde_json::to_writer(&mut head, &self.query).expect("the query echo always serialises");
@@ -426,7 +422,8 @@ impl AnswerText {
         &self.images
     }
 
-    /// The text in pieces, the images and reports as slices of the cache.
+    /// The text in pieces, the images and reports as slices of the cached result, so a
+    /// cached answer copies neither.
     pub fn into_chunks(self) -> Vec<Bytes> {
         let mut chunks = vec![self.head];
         chunks.extend(self.images.joined());
@@ -528,7 +525,7 @@ mod tests {
 
     /// The bytes a page goes out as, joined.
     fn sent(page: SearchPage) -> Vec<u8> {
-        page.into_chunks().concat()
+        page.into_text().into_chunks().concat()
     }
 
     #[test]
